@@ -1,0 +1,101 @@
+"""Apache Airflow provider for RingCentral RingOut: place a two-legged call, wait until it connects, cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "get_provider_info"]
+
+_INTEGRATION = "RingCentral RingOut"
+PRODUCTION_SERVER_URL = "https://platform.ringcentral.com"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (read through the ``apache_airflow_provider`` entry point)."""
+    return {
+        "package-name": "airflow-provider-ringout",
+        "name": "RingCentral RingOut",
+        "description": "Place RingCentral RingOut calls from Airflow tasks, wait until they connect, cancel them.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://developers.ringcentral.com/api-reference/RingOut",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_ringout.hooks.ringcentral"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_ringout.operators.ringout"],
+            }
+        ],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_ringout.sensors.ringout"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_ringout.triggers.ringout"],
+            }
+        ],
+        "notifications": ["airflow_provider_ringout.notifications.ringout.RingOutNotifier"],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_ringout.hooks.ringcentral.RingCentralHook",
+                "hook-name": "RingCentral",
+                "connection-type": "ringcentral",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Server URL", "login": "Client ID", "password": "Client secret"},
+                    "placeholders": {
+                        "host": PRODUCTION_SERVER_URL,
+                        "login": "RingCentral app client ID",
+                        "password": "RingCentral app client secret",
+                        "jwt": "eyJ... (JWT credential of the user who places the calls)",
+                        "from_number": "+14155550100",
+                    },
+                },
+                "conn-fields": {
+                    "jwt": {
+                        "label": "JWT",
+                        "description": "JWT credential created in the RingCentral developer console.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "from_number": {
+                        "label": "Default From number",
+                        "description": "E.164 number rung first when a task gives no from_number.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+        "config": {
+            "ringcentral": {
+                "description": "Settings of the RingCentral RingOut provider.",
+                "options": {
+                    "token_cache_dir": {
+                        "description": "Folder of the host-wide token cache and rate-limit state (mode 0700). "
+                        "Empty: ~/.cache/airflow-provider-ringout.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/var/cache/airflow-ringcentral",
+                        "default": "",
+                    },
+                    "log_full_phone_numbers": {
+                        "description": "Log phone numbers whole instead of partly masked (+1******4567).",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
+                },
+            }
+        },
+    }

@@ -1,0 +1,86 @@
+"""Exceptions raised by the RingCentral RingOut provider. None of their messages ever holds a secret."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_ringout.status import RingOutStatus
+
+
+class RingOutError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class RingCentralConfigError(RingOutError, ValueError):
+    """A connection field or a task parameter is wrong; raised before any request is sent."""
+
+
+class RingCentralAPIError(RingOutError):
+    """RingCentral answered with an error, or did not answer usably."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_codes: Sequence[str] = (),
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.error_codes = tuple(error_codes)
+        self.api_message = message
+        self.method = method
+        self.path = path
+        where = f"{method} {path}" if method and path else "RingCentral request"
+        details = ([f"HTTP {status_code}"] if status_code is not None else []) + list(self.error_codes)
+        suffix = f" ({', '.join(details)})" if details else ""
+        super().__init__(f"{where} failed{suffix}: {message}")
+
+    def has_code(self, *codes: str) -> bool:
+        """Whether RingCentral reported any of these error codes (compared case-insensitively)."""
+        wanted = {c.lower() for c in codes}
+        return any(code.lower() in wanted for code in self.error_codes)
+
+
+class RingCentralAuthError(RingCentralAPIError):
+    """The credentials could not be exchanged for a token, or the token was refused."""
+
+
+class RingCentralRateLimitError(RingCentralAPIError):
+    """RingCentral kept answering 429 after the allowed number of waits."""
+
+
+class RingOutUnconfirmedError(RingCentralAPIError):
+    """The ring-out POST may have been processed but its answer was lost; it is never sent again blindly."""
+
+
+class RingOutFailedError(RingOutError):
+    """The call ended without connecting (busy, no answer, rejected, gone before connecting...)."""
+
+    def __init__(self, message: str, *, ringout_id: str | None = None, status: RingOutStatus | None = None):
+        self.ringout_id = ringout_id
+        self.status = status
+        super().__init__(message)
+
+
+class RingOutTimeoutError(RingOutError):
+    """The call did not connect within the wait timeout."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ringout_id: str | None = None,
+        status: RingOutStatus | None = None,
+        cancelled: bool | None = None,
+    ):
+        self.ringout_id = ringout_id
+        self.status = status
+        self.cancelled = cancelled
+        super().__init__(message)

@@ -1,0 +1,328 @@
+"""Operators that place a RingOut and wait until it connects (RingOutOperator), or cancel one (RingOutCancelOperator)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+
+from airflow_provider_ringout.exceptions import (
+    RingCentralConfigError,
+    RingOutFailedError,
+    RingOutTimeoutError,
+)
+from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+# Outcome remembered in task_state_store, so a retry knows how the call ended even once RingCentral forgot it.
+OUTCOME_KEY = "ringout_outcome"
+MAX_WAIT = timedelta(hours=24)
+
+
+def seconds(value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAIT) -> float:
+    """Check a duration parameter (seconds or timedelta): positive and not absurd."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
+        raise RingCentralConfigError(f"{name} must be a number of seconds or a timedelta; got {value!r}.")
+    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not 0 < result <= maximum.total_seconds():
+        raise RingCentralConfigError(
+            f"{name} must be more than 0 and at most {maximum.total_seconds():.0f} seconds; got {result:g}."
+        )
+    return result
+
+
+def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
+    """Say what happened at a wait timeout, honestly: whether the call was stopped or goes on."""
+    what = {
+        None: "it was not cancelled (cancel_on_timeout=False)",
+        CancelOutcome.STOPPED: "it was cancelled and stopped",
+        CancelOutcome.NOTHING_TO_STOP: "its session was already gone",
+        CancelOutcome.CONNECTED: "it connected just as it was cancelled and could not be stopped",
+        CancelOutcome.FIRST_LEG_UP: "the cancel could NOT stop it: the first leg was already answered",
+    }[outcome]
+    return f"RingOut {ringout_id} did not connect within {waited:g} s; {what} ({watch.describe()})."
+
+
+class RingOutOperator(ResumableJobMixin, BaseOperator):
+    """
+    Place a RingOut (ring ``from_number``, then connect it to ``to_number``) and wait until it connects.
+
+    Returns the RingOut id, so ``.output`` feeds a sensor or a cancel task. On Airflow 3.3+ a retry reconnects to
+    a call that is still ringing, or succeeds if it already connected, instead of dialling again.
+
+    :param to_number: the number to connect to (second leg), E.164. Templated.
+    :param from_number: the phone rung first, E.164; default: the connection's ``from_number``. Templated.
+    :param caller_id: number shown to the called party (one of the user's numbers). Templated.
+    :param play_prompt: ask the first leg to press 1 before dialling the second; unattended calls never connect.
+    :param country_id: RingCentral dialing-plan country id. Templated.
+    :param wait_for_connection: wait until the call connects; if False, succeed once it is placed.
+    :param wait_timeout: how long to wait for the call to connect (seconds or timedelta).
+    :param poll_interval: seconds between status reads.
+    :param cancel_on_timeout: cancel the call when the wait times out.
+    :param cancel_on_kill: cancel a still-pending call when the task is killed (marked failed, cleared, timed out).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param ringcentral_conn_id: the ``ringcentral`` connection.
+    """
+
+    template_fields: Sequence[str] = (
+        "to_number",
+        "from_number",
+        "caller_id",
+        "country_id",
+        "ringcentral_conn_id",
+    )
+    ui_color = "#ff8800"
+    external_id_key = "ringout_id"
+
+    def __init__(
+        self,
+        *,
+        to_number: str,
+        from_number: str | None = None,
+        caller_id: str | None = None,
+        play_prompt: bool = False,
+        country_id: str | int | None = None,
+        wait_for_connection: bool = True,
+        wait_timeout: float | timedelta = timedelta(minutes=5),
+        poll_interval: float = 5.0,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        ringcentral_conn_id: str = "ringcentral_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.to_number = to_number
+        self.from_number = from_number
+        self.caller_id = caller_id
+        self.play_prompt = play_prompt
+        self.country_id = country_id
+        self.wait_for_connection = wait_for_connection
+        self.wait_timeout = seconds(wait_timeout, "wait_timeout")
+        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=timedelta(hours=1))
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.deferrable = deferrable
+        self.ringcentral_conn_id = ringcentral_conn_id
+        self._watch: RingOutWatch | None = None
+
+    @cached_property
+    def hook(self) -> RingCentralHook:
+        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
+
+    def execute(self, context: Context) -> str:
+        # Check the rendered numbers and the connection before anything is sent (or a retry reconnects).
+        self.hook.build_ringout_request(
+            to_number=self.to_number,
+            from_number=self.from_number,
+            caller_id=self.caller_id,
+            play_prompt=self.play_prompt,
+            country_id=self.country_id,
+        )
+        return self.execute_resumable(context)
+
+    # --- ResumableJobMixin ---------------------------------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        body = self.hook.place_ringout(
+            to_number=self.to_number,
+            from_number=self.from_number,
+            caller_id=self.caller_id,
+            play_prompt=self.play_prompt,
+            country_id=self.country_id,
+        )
+        ringout_id = body["id"]
+        self._watch = RingOutWatch(ringout_id)
+        context["ti"].xcom_push(key="ringout_id", value=ringout_id)
+        return ringout_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """How the call of an earlier try stands: pending, connected or failed (a retry reconnects or redials)."""
+        ringout_id = str(external_id)
+        store = context.get("task_state_store")
+        remembered = store.get(OUTCOME_KEY) if store is not None else None
+        if remembered in (RingOutState.CONNECTED.value, RingOutState.FAILED.value):
+            return str(remembered)
+        self._watch = RingOutWatch(ringout_id)
+        state = self._watch.observe(self.hook.get_status(ringout_id))
+        if (
+            state is RingOutState.FAILED
+            and self._watch.last is not None
+            and self._watch.last.state is RingOutState.GONE
+        ):
+            # Gone before this try saw it: it may have connected while no worker watched. Never ring twice.
+            raise RingOutFailedError(
+                f"RingOut {ringout_id} from an earlier try is gone and it is unknown whether it connected; "
+                "not dialling again. Clear the task to place a new call.",
+                ringout_id=ringout_id,
+            )
+        return state.value
+
+    def is_job_active(self, status: str) -> bool:
+        return status == RingOutState.PENDING.value
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == RingOutState.CONNECTED.value
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        ringout_id = str(external_id)
+        if self._watch is None or self._watch.ringout_id != ringout_id:
+            self._watch = RingOutWatch(ringout_id)
+        if not self.wait_for_connection:
+            return
+        if self.deferrable:
+            self._check_once_then_defer(ringout_id, context)
+            return
+        watch = self._watch
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            state = watch.observe(self.hook.get_status(ringout_id))
+            if state is not RingOutState.PENDING:
+                self._finish(state, watch, context)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._time_out(watch, context)
+            time.sleep(min(self.poll_interval, remaining))
+
+    def get_job_result(self, external_id: Any, context: Context) -> str:
+        return str(external_id)
+
+    # --- outcomes ------------------------------------------------------------------------------------
+
+    def _remember(self, context: Context, state: RingOutState) -> None:
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(OUTCOME_KEY, state.value)
+
+    def _finish(self, state: RingOutState, watch: RingOutWatch, context: Context) -> None:
+        self._remember(context, state)
+        if state is RingOutState.CONNECTED:
+            self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
+            return
+        raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+
+    def _time_out(self, watch: RingOutWatch, context: Context) -> None:
+        outcome = self.hook.cancel_and_confirm(watch.ringout_id) if self.cancel_on_timeout else None
+        if outcome is not None and outcome.stopped:
+            self._remember(context, RingOutState.FAILED)
+        message = timeout_message(watch.ringout_id, self.wait_timeout, watch, outcome)
+        self.log.error(message)
+        raise RingOutTimeoutError(
+            message,
+            ringout_id=watch.ringout_id,
+            status=watch.last,
+            cancelled=outcome.stopped if outcome else None,
+        )
+
+    def _check_once_then_defer(self, ringout_id: str, context: Context) -> None:
+        from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+        assert self._watch is not None
+        state = self._watch.observe(self.hook.get_status(ringout_id))
+        if state is not RingOutState.PENDING:
+            self._finish(state, self._watch, context)
+            return
+        self.defer(
+            trigger=RingOutTrigger(
+                ringout_id=ringout_id,
+                ringcentral_conn_id=self.ringcentral_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=time.time() + self.wait_timeout,
+                cancel_on_kill=self.cancel_on_kill,
+                seen_connected=self._watch.seen_connected,
+                last_status=self._watch.last.as_dict() if self._watch.last else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger: succeed, fail, or cancel on timeout exactly as the blocking wait does."""
+        ringout_id = str(event["ringout_id"])
+        watch = RingOutWatch(ringout_id, seen_connected=bool(event.get("seen_connected")))
+        if event.get("ringout_status"):
+            watch.last = RingOutStatus.from_dict(event["ringout_status"])
+        self._watch = watch
+        kind = event.get("status")
+        if kind == "connected":
+            self._finish(RingOutState.CONNECTED, watch, context)
+        elif kind == "failed":
+            self._finish(RingOutState.FAILED, watch, context)
+        elif kind == "timeout":
+            self._time_out(watch, context)
+        else:
+            raise RingOutFailedError(
+                f"Waiting on RingOut {ringout_id} failed: {event.get('message', 'unknown error')}",
+                ringout_id=ringout_id,
+            )
+        return ringout_id
+
+    def on_kill(self) -> None:
+        """Cancel a call that is still pending when the task is killed, so no phone rings on for nobody."""
+        watch = self._watch
+        if not self.cancel_on_kill or watch is None:
+            return
+        if watch.last is not None and watch.last.state is not RingOutState.PENDING:
+            return
+        self.log.warning("Task killed while RingOut %s was pending: cancelling it.", watch.ringout_id)
+        try:
+            self.hook.cancel_and_confirm(watch.ringout_id)
+        except Exception:
+            self.log.exception("Could not cancel RingOut %s.", watch.ringout_id)
+
+
+class RingOutCancelOperator(BaseOperator):
+    """
+    Cancel a RingOut. Returns True if the call was stopped, False if there was nothing to stop.
+
+    RingCentral cannot stop a call once its first leg is answered: that is logged and returns False, or fails
+    the task when ``fail_if_connected`` is True.
+
+    :param ringout_id: the id returned by RingOutOperator. Templated.
+    :param ringcentral_conn_id: the ``ringcentral`` connection.
+    :param fail_if_connected: fail instead of returning False when the call could not be stopped.
+    """
+
+    template_fields: Sequence[str] = ("ringout_id", "ringcentral_conn_id")
+    ui_color = "#ffb366"
+
+    def __init__(
+        self,
+        *,
+        ringout_id: str,
+        ringcentral_conn_id: str = "ringcentral_default",
+        fail_if_connected: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ringout_id = ringout_id
+        self.ringcentral_conn_id = ringcentral_conn_id
+        self.fail_if_connected = fail_if_connected
+
+    @cached_property
+    def hook(self) -> RingCentralHook:
+        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
+
+    def execute(self, context: Context) -> bool:
+        outcome = self.hook.cancel_and_confirm(self.ringout_id)
+        if outcome in (CancelOutcome.CONNECTED, CancelOutcome.FIRST_LEG_UP):
+            message = f"RingOut {self.ringout_id} could not be stopped: " + (
+                "it had already connected." if outcome is CancelOutcome.CONNECTED else "its first leg was up."
+            )
+            if self.fail_if_connected:
+                raise RingOutFailedError(message, ringout_id=str(self.ringout_id))
+            self.log.warning(message)
+        return outcome.stopped

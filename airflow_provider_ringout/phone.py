@@ -1,0 +1,73 @@
+"""E.164 phone numbers: validation before anything is sent, and partial masking for logs (numbers are personal data)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow_provider_ringout.exceptions import RingCentralConfigError
+
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
+_EXAMPLE = "+14155550100"
+
+
+def validate_e164(value: Any, field: str, *, required: bool = True) -> str | None:
+    """
+    Return ``value`` if it is an E.164 number (``+`` then 2 to 15 digits, no spaces), else raise.
+
+    The message names ``field`` and shows the expected form, so the user knows what to change.
+    """
+    if value is None or value == "":
+        if not required:
+            return None
+        raise RingCentralConfigError(
+            f"{field} is required: give an E.164 phone number such as {_EXAMPLE} ('+', country code, number)."
+        )
+    if not isinstance(value, str):
+        raise RingCentralConfigError(
+            f"{field} must be one phone number as a string in E.164 form such as {_EXAMPLE}; "
+            f"got a {type(value).__name__}."
+        )
+    if _E164.fullmatch(value):
+        return value
+    if "{{" in value or "{%" in value:
+        hint = "it looks like an unrendered template; check that the field is templated and the value exists"
+    elif not value.startswith("+"):
+        hint = "it has no leading '+' and country code (national formats are not accepted)"
+    elif re.search(r"[\s\-().]", value):
+        hint = "remove spaces, dashes, dots and brackets"
+    elif value.startswith("+0"):
+        hint = "a country code never starts with 0"
+    elif not value[1:].isdigit():
+        hint = "only digits may follow the '+'"
+    else:
+        hint = "it must have 2 to 15 digits after the '+'"
+    raise RingCentralConfigError(
+        f"{field} is not an E.164 phone number ({hint}): got {mask_phone_number(value, force=True)!r}; "
+        f"expected a form like {_EXAMPLE}."
+    )
+
+
+def mask_phone_number(number: str | None, *, force: bool = False) -> str:
+    """
+    Show a number partly masked, e.g. ``+1******4567``, unless whole numbers are enabled in the config.
+
+    ``force`` masks regardless of the ``[ringcentral] log_full_phone_numbers`` option.
+    """
+    if not number:
+        return str(number)
+    if not force and log_full_phone_numbers():
+        return number
+    if len(number) <= 6:
+        return number[:1] + "*" * (len(number) - 1)
+    return number[:2] + "*" * (len(number) - 6) + number[-4:]
+
+
+def log_full_phone_numbers() -> bool:
+    """Whether ``[ringcentral] log_full_phone_numbers`` asks for whole numbers in logs."""
+    from airflow.providers.common.compat.sdk import conf
+
+    try:
+        return conf.getboolean("ringcentral", "log_full_phone_numbers", fallback=False)
+    except (ValueError, TypeError):
+        return False

@@ -1,0 +1,147 @@
+"""RingOutSensor: waits until a placed RingOut connects; cancels it on timeout if asked."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    conf,
+)
+
+from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
+from airflow_provider_ringout.status import RingOutState, RingOutStatus, RingOutWatch
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+
+class RingOutSensor(BaseSensorOperator):
+    """
+    Wait until the RingOut ``ringout_id`` connects; fail at once if it fails.
+
+    On the sensor's ``timeout`` the call is cancelled first (if ``cancel_on_timeout``), in poke, reschedule and
+    deferrable mode alike, then Airflow's sensor timeout is raised (or the task skipped with ``soft_fail``).
+
+    :param ringout_id: the id returned by RingOutOperator (e.g. its ``.output``). Templated.
+    :param cancel_on_timeout: cancel the call when the sensor times out.
+    :param cancel_on_kill: cancel a still-pending call when the task is killed.
+    :param deferrable: wait in the triggerer.
+    :param ringcentral_conn_id: the ``ringcentral`` connection.
+    """
+
+    template_fields: Sequence[str] = ("ringout_id", "ringcentral_conn_id")
+    ui_color = "#ffcc99"
+
+    def __init__(
+        self,
+        *,
+        ringout_id: str,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        ringcentral_conn_id: str = "ringcentral_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 5.0)
+        kwargs.setdefault("timeout", timedelta(minutes=5).total_seconds())
+        super().__init__(**kwargs)
+        self.ringout_id = ringout_id
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.deferrable = deferrable
+        self.ringcentral_conn_id = ringcentral_conn_id
+        self._watch: RingOutWatch | None = None
+
+    @cached_property
+    def hook(self) -> RingCentralHook:
+        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
+
+    def _watching(self) -> RingOutWatch:
+        if self._watch is None:
+            self.hook._ringout_path(self.ringout_id)  # refuses an empty or unrendered id before any request
+            self._watch = RingOutWatch(str(self.ringout_id))
+        return self._watch
+
+    def poke(self, context: Context) -> bool:
+        watch = self._watching()
+        state = watch.observe(self.hook.get_status(watch.ringout_id))
+        self.log.info("RingOut %s: %s.", watch.ringout_id, watch.describe())
+        if state is RingOutState.FAILED:
+            raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        return state is RingOutState.CONNECTED
+
+    def execute(self, context: Context) -> Any:
+        if self.deferrable:
+            return self._check_once_then_defer(context)
+        try:
+            return super().execute(context)
+        except (AirflowSensorTimeout, AirflowSkipException) as exc:
+            # A skip without a cause is soft_fail's timeout; one with a cause came from a failed poke.
+            if isinstance(exc, AirflowSensorTimeout) or exc.__cause__ is None:
+                self._cancel_after_timeout()
+            raise
+
+    def _check_once_then_defer(self, context: Context) -> Any:
+        from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+        if self.poke(context):
+            return None
+        watch = self._watching()
+        self.defer(
+            trigger=RingOutTrigger(
+                ringout_id=watch.ringout_id,
+                ringcentral_conn_id=self.ringcentral_conn_id,
+                poll_interval=float(self.poke_interval),
+                end_time=time.time() + float(self.timeout),
+                cancel_on_kill=self.cancel_on_kill,
+                seen_connected=watch.seen_connected,
+                last_status=watch.last.as_dict() if watch.last else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        watch = RingOutWatch(str(event["ringout_id"]), seen_connected=bool(event.get("seen_connected")))
+        if event.get("ringout_status"):
+            watch.last = RingOutStatus.from_dict(event["ringout_status"])
+        self._watch = watch
+        kind = event.get("status")
+        if kind == "connected":
+            self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
+            return
+        if kind == "failed":
+            raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        if kind == "timeout":
+            self._cancel_after_timeout()
+            raise AirflowSensorTimeout(f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}).")
+        raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {event.get('message', 'unknown error')}")
+
+    def _cancel_after_timeout(self) -> None:
+        if not self.cancel_on_timeout or self._watch is None:
+            return
+        outcome = self.hook.cancel_and_confirm(self._watch.ringout_id)
+        if not outcome.stopped:
+            self.log.warning(
+                "RingOut %s goes on after the sensor timed out (%s).", self._watch.ringout_id, outcome.value
+            )
+
+    def on_kill(self) -> None:
+        watch = self._watch
+        if not self.cancel_on_kill or watch is None or (watch.last and watch.last.state is not RingOutState.PENDING):
+            return
+        try:
+            self.hook.cancel_and_confirm(watch.ringout_id)
+        except Exception:
+            self.log.exception("Could not cancel RingOut %s.", watch.ringout_id)

@@ -1,0 +1,186 @@
+"""
+What a RingOut status means, decided in one place for the operator, the sensor, the trigger and the notifier.
+
+RingCentral reports three fields (``callStatus``, ``callerStatus`` for the first leg, ``calleeStatus`` for the
+second). :func:`classify` turns them, or a vanished session (HTTP 404), into one :class:`RingOutState`;
+:class:`RingOutWatch` remembers whether the call was ever seen connected, so that a session that later
+disappears resolves to connected (a normal end) or failed (it never connected).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class RingOutState(str, enum.Enum):
+    """Where a RingOut stands, as far as a waiting task is concerned."""
+
+    PENDING = "pending"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    GONE = "gone"
+
+
+CONNECTED_CALL_VALUES = frozenset({"success", "finished"})
+FAILURE_VALUES = frozenset(
+    v.lower()
+    for v in (
+        "Busy",
+        "NoAnswer",
+        "Rejected",
+        "GenericError",
+        "InternationalDisabled",
+        "DestinationBlocked",
+        "NotEnoughFunds",
+        "NosuchUser",
+        "Invalid",
+        "Error",
+        "CannotReach",
+        "NoAnsweringMachine",
+        "RingOutFromThisNumberIsNotSupported",
+    )
+)
+GONE_VALUE = "nosessionfound"
+PENDING_VALUES = frozenset({"inprogress", "unknown"})
+KNOWN_VALUES = CONNECTED_CALL_VALUES | FAILURE_VALUES | PENDING_VALUES | {GONE_VALUE}
+
+_reported_unknown: set[str] = set()
+
+
+@dataclass(frozen=True)
+class RingOutStatus:
+    """The three status fields of one reading, and the state they mean."""
+
+    state: RingOutState
+    call_status: str | None = None
+    caller_status: str | None = None
+    callee_status: str | None = None
+
+    def describe(self) -> str:
+        """The three statuses in one short phrase, for logs and failure messages."""
+        if self.state is RingOutState.GONE and self.call_status is None:
+            return "session gone (HTTP 404)"
+        return f"callStatus={self.call_status}, callerStatus={self.caller_status}, calleeStatus={self.callee_status}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form, for XCom and trigger events."""
+        return {
+            "state": self.state.value,
+            "callStatus": self.call_status,
+            "callerStatus": self.caller_status,
+            "calleeStatus": self.callee_status,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RingOutStatus:
+        """Inverse of :meth:`as_dict`."""
+        return cls(
+            RingOutState(data["state"]),
+            data.get("callStatus"),
+            data.get("callerStatus"),
+            data.get("calleeStatus"),
+        )
+
+
+GONE = RingOutStatus(RingOutState.GONE)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def classify(body: Mapping[str, Any] | None) -> RingOutStatus:
+    """
+    Classify a RingOut status body; ``None`` stands for HTTP 404 (the session no longer exists).
+
+    Connected: ``callStatus`` Success or Finished. Failed: a failure value in ``callStatus``, or in a leg
+    while ``callStatus`` is not Success. Gone: ``NoSessionFound``. Anything else, including values this
+    version does not know, is pending; an unknown value is logged once per process.
+    """
+    if body is None:
+        return GONE
+    raw = body.get("status") if isinstance(body.get("status"), Mapping) else {}
+    call, caller, callee = (_text(raw.get(k)) for k in ("callStatus", "callerStatus", "calleeStatus"))
+    call_l, caller_l, callee_l = ((v or "").lower() for v in (call, caller, callee))
+
+    for value in (call, caller, callee):
+        if value and value.lower() not in KNOWN_VALUES and value.lower() not in _reported_unknown:
+            _reported_unknown.add(value.lower())
+            log.warning("Unknown RingOut status value %r; treating it as still in progress.", value)
+
+    if call_l == "success":
+        state = RingOutState.CONNECTED
+    elif call_l in FAILURE_VALUES or caller_l in FAILURE_VALUES or callee_l in FAILURE_VALUES:
+        state = RingOutState.FAILED
+    elif call_l == "finished":
+        state = RingOutState.CONNECTED
+    elif GONE_VALUE in (call_l, caller_l, callee_l):
+        state = RingOutState.GONE
+    else:
+        state = RingOutState.PENDING
+    return RingOutStatus(state, call, caller, callee)
+
+
+class RingOutWatch:
+    """
+    Follows one call across readings and resolves "gone" by its history.
+
+    A session that disappears after a connected reading ended normally (connected); one that disappears
+    before ever connecting failed.
+    """
+
+    def __init__(self, ringout_id: str, *, seen_connected: bool = False) -> None:
+        self.ringout_id = ringout_id
+        self.seen_connected = seen_connected
+        self.last: RingOutStatus | None = None
+
+    def observe(self, status: RingOutStatus) -> RingOutState:
+        """Record a reading and return the state it resolves to: pending, connected or failed."""
+        if status.state is not RingOutState.GONE or self.last is None:
+            self.last = status
+        if status.state is RingOutState.CONNECTED:
+            self.seen_connected = True
+            return RingOutState.CONNECTED
+        if status.state is RingOutState.GONE:
+            return RingOutState.CONNECTED if self.seen_connected else RingOutState.FAILED
+        return status.state
+
+    def describe(self) -> str:
+        """The last statuses seen, for messages (a 404 does not hide the last real reading)."""
+        return self.last.describe() if self.last else "no status read yet"
+
+    def failure_message(self) -> str:
+        """Why the call failed, with the three statuses."""
+        gone = self.last is not None and self.last.state is not RingOutState.FAILED
+        why = "the RingOut session ended before the call connected" if gone else "the call did not connect"
+        return f"RingOut {self.ringout_id} failed: {why} ({self.describe()})."
+
+
+class CancelOutcome(str, enum.Enum):
+    """What a cancel achieved, judged from the status read right after the DELETE."""
+
+    STOPPED = "stopped"  # the call is over and never connected
+    NOTHING_TO_STOP = "nothing_to_stop"  # the session was already gone
+    CONNECTED = "connected"  # both legs were up: DELETE cannot hang up
+    FIRST_LEG_UP = "first_leg_up"  # our phone answered: RingCentral no longer lets DELETE stop it
+
+    @property
+    def stopped(self) -> bool:
+        return self is CancelOutcome.STOPPED
+
+
+def cancel_outcome(accepted: bool, after: RingOutStatus) -> CancelOutcome:
+    """Judge a cancel: ``accepted`` is whether DELETE found the session, ``after`` the status read next."""
+    if not accepted:
+        return CancelOutcome.NOTHING_TO_STOP
+    if after.state is RingOutState.CONNECTED:
+        return CancelOutcome.CONNECTED
+    if after.state is RingOutState.PENDING and (after.caller_status or "").lower() == "success":
+        return CancelOutcome.FIRST_LEG_UP
+    return CancelOutcome.STOPPED

@@ -1,0 +1,28 @@
+"""Shared fixtures: every test gets its own token cache folder and a clean in-process token memory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tempfile
+
+# A throw-away AIRFLOW_HOME before anything imports Airflow, so tests never touch ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ringout-tests-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+
+@pytest.fixture(autouse=True)
+def isolated_token_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private token cache per test, so no test rides on another's token or rate-limit state."""
+    from airflow_provider_ringout.hooks._shared_state import TokenCache
+
+    cache = tmp_path / "token-cache"
+    monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR", str(cache))
+    TokenCache._memory.clear()
+    yield cache
+    TokenCache._memory.clear()

@@ -274,7 +274,7 @@ class _JWTBearerClient:
 class _DropSecretDebugRecords(logging.Filter):
     """requests-oauthlib logs token request bodies and token responses at DEBUG: keep those out of task logs."""
 
-    _leaky = ("Request body was", "Response headers were", "Obtained token", "Request headers were")
+    _leaky = ("Supplying headers", "Request body was", "Response headers were", "Obtained token", "Request headers were")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(str(record.msg).startswith(prefix) for prefix in self._leaky)
@@ -456,7 +456,6 @@ class RingCentralHook(BaseHook):
         from requests_oauthlib import OAuth2Session
 
         if not _oauthlib_filter_installed:
-            logging.getLogger("requests_oauthlib").addFilter(_DropSecretDebugRecords())
             logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_DropSecretDebugRecords())
             _oauthlib_filter_installed = True
         creds = self.credentials

@@ -187,7 +187,7 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         watch = self._watch
         deadline = time.monotonic() + self.wait_timeout
         while True:
-            state = watch.observe(self.hook.get_status(ringout_id))
+            state = self._observe(watch, self.hook.get_status(ringout_id))
             if state is not RingOutState.PENDING:
                 self._finish(state, watch, context)
                 return
@@ -195,6 +195,14 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
             if remaining <= 0:
                 self._time_out(watch, context)
             time.sleep(min(self.poll_interval, remaining))
+
+    def _observe(self, watch: RingOutWatch, status: RingOutStatus) -> RingOutState:
+        """Record a reading, logging it when it differs from the last one."""
+        previous = watch.last
+        state = watch.observe(status)
+        if status != previous:
+            self.log.info("RingOut %s status: %s", watch.ringout_id, status.describe())
+        return state
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
         return str(external_id)
@@ -230,7 +238,7 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
         assert self._watch is not None
-        state = self._watch.observe(self.hook.get_status(ringout_id))
+        state = self._observe(self._watch, self.hook.get_status(ringout_id))
         if state is not RingOutState.PENDING:
             self._finish(state, self._watch, context)
             return

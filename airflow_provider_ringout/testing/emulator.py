@@ -6,8 +6,15 @@ the behaviour RingCentral documents: the JWT grant with HTTP Basic client auth, 
 expiry and revocation, RingOut status timelines, best-effort DELETE, rate-limit groups with penalties that
 restart, and injected faults (429, 5xx, dropped connections, slow and malformed answers).
 
-Everything runs in one daemon thread (``ThreadingHTTPServer``), guarded by one lock; only the standard library is
-used. A control plane under ``/_emulator/`` lets a test in another process drive an emulator started by the CLI.
+The server (``ThreadingHTTPServer``: a daemon accept thread, one thread per connection) shares one lock; only the
+standard library is used. A control plane under ``/_emulator/`` (no auth, not recorded) lets a test in another
+process drive an emulator started by the CLI:
+
+- ``GET health``, ``GET requests``, ``GET tokens``, ``GET sessions``
+- ``POST script`` ``{"to_number": "+1..."|null, "outcome": "busy", "after": 1, "talk": 30, "linger": 5}``
+- ``POST faults`` ``{"fault": "503", "method": "POST", "path": "ring-out-create", "times": 1, ...params}``
+- ``POST status`` ``{"id": "...", "callStatus": ..., "callerStatus": ..., "calleeStatus": ...}``
+- ``POST reset``, ``POST restart``, ``POST revoke-tokens``, ``POST reject-jwt`` ``{"rejected": true}``
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 RingOutNotifier: phone someone when a DAG or task fails (or on any other callback), with an escalation list.
 
 A notifier runs inside Airflow's callback machinery, so it never raises: a failed alert is logged and swallowed.
-It also never alerts twice for one failure: each (dag_id, run_id, task_id, map_index, try_number, state, numbers)
-is alerted at most once per process, and one alert never dials the same number twice.
+It also never alerts twice for one failure: each (dag_id, run_id, task_id, map_index, try_number, numbers) is
+alerted at most once per process, and one alert never dials the same number twice.
 """
 
 from __future__ import annotations
@@ -186,15 +186,18 @@ class RingOutNotifier(BaseNotifier):
         run_id = getattr(ti, "run_id", None) or get("run_id") or getattr(dag_run, "run_id", None)
         if dag_id is None and run_id is None:
             return None
+        # Only an on_execute_callback sees the try still running; every other callback of a try is about how
+        # it ended (the task's and the DAG's failure callbacks then count as one failure, even though the DAG
+        # callback's task instance carries no state).
         state = getattr(ti, "state", None)
-        state = getattr(state, "value", state)  # the same failure reads the same from either TaskInstanceState
+        phase = "started" if getattr(state, "value", state) == "running" else "ended"
         return (
             dag_id,
             run_id,
             getattr(ti, "task_id", None),
             getattr(ti, "map_index", None),
             getattr(ti, "try_number", None),
-            None if state is None else str(state),
+            phase,
             tuple(repr(n) for n in numbers),
         )
 
@@ -218,6 +221,7 @@ class RingOutNotifier(BaseNotifier):
             return
         hook = self._hook()
         try:  # the connection, from_number and caller_id are common to every call: check them once
+            hook.credentials  # noqa: B018 (reads and checks the connection)
             hook.build_ringout_request(to_number=valid[0], from_number=self.from_number, caller_id=self.caller_id)
         except Exception as exc:
             self.log.error("RingOut alert FAILED before any call was placed: %s", exc)

@@ -1,0 +1,464 @@
+"""
+End-to-end tests of the example DAGs: each runs through ``airflow dags test`` in a subprocess, against a
+RingCentral emulator started in this process on loopback.
+
+Why this way: it is exactly how a user tries an example, so it covers what unit tests cannot (DAG parsing,
+templating of params, XCom hand-over between tasks, the trigger run in line for deferrable tasks, the CLI's
+connection test). Each test gets its own AIRFLOW_HOME holding a copy of a database migrated once per session,
+so every test sees exactly one DAG run; the subprocess env is built from scratch (nothing inherited), so the
+results do not depend on the developer's shell. After the run the tests read task states and XComs straight
+from that sqlite database, and what was sent to "RingCentral" from the emulator's request record.
+
+Run: ``pytest tests/e2e/test_example_dags.py -q -p no:cacheprovider -x`` (about a minute and a half).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO / "example_dags"
+AIRFLOW = Path(sys.executable).with_name("airflow")
+RUN_TIMEOUT = 180  # seconds; a hung `airflow dags test` fails its test instead of the whole session
+
+FROM_NUMBER = "+14155550100"  # the connection's default From number
+DEFAULT_TO_NUMBER = "+14155550199"  # the examples' default "to_number" param
+POOL = "ringcentral_ringout"
+POOL_SLOTS = 2
+BAD_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"  # well-formed, but not the emulator's credential
+EXAMPLE_DAG_IDS = (
+    "example_ringout_call",
+    "example_ringout_sensor",
+    "example_ringout_mapped",
+    "example_ringout_taskflow",
+)
+
+
+# --- running Airflow ---------------------------------------------------------------------------------
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """The whole environment of an Airflow subprocess: only what it needs, nothing from the caller's shell."""
+    return {
+        "PATH": os.pathsep.join([str(AIRFLOW.parent), "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
+    }
+
+
+def airflow(home: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``airflow`` CLI of this venv with ``home`` as AIRFLOW_HOME; stdout and stderr captured together."""
+    return subprocess.run(
+        [str(AIRFLOW), *args],
+        env={**base_env(home), **(env or {})},
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def tail(text: str, lines: int = 60) -> str:
+    """The end of a long CLI output, for assertion messages."""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def airflow_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An AIRFLOW_HOME migrated once per session, with the pool the mapped example needs, created as documented."""
+    home = tmp_path_factory.mktemp("airflow-home-template")
+    migrate = airflow(home, "db", "migrate")
+    assert migrate.returncode == 0, f"airflow db migrate failed:\n{tail(migrate.stdout)}"
+    pool = airflow(
+        home, "pools", "set", POOL, str(POOL_SLOTS), "RingCentral RingOut calls (about 10 a minute per user)"
+    )
+    assert pool.returncode == 0, f"airflow pools set failed:\n{tail(pool.stdout)}"
+    return home
+
+
+@pytest.fixture
+def airflow_home(airflow_home_template: Path, tmp_path: Path) -> Path:
+    """A private AIRFLOW_HOME: a copy of the template's database only (its airflow.cfg names the template's paths)."""
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    shutil.copy2(airflow_home_template / "airflow.db", home / "airflow.db")
+    return home
+
+
+@pytest.fixture
+def emulator() -> Iterator[RingCentralEmulator]:
+    """An emulator on a free loopback port; calls are answered 1 s after they are placed and stay up a minute."""
+    rc = RingCentralEmulator(
+        host="127.0.0.1",
+        default_script=CallScript(outcome=Outcome.ANSWERED, after=1.0, talk=60.0, linger=5.0),
+    ).start()
+    try:
+        yield rc
+    finally:
+        rc.stop()
+
+
+def connection_env(rc: RingCentralEmulator, **extra: str) -> dict[str, str]:
+    """``ringcentral_default`` pointing at the emulator, with the default From number (and ``extra`` overrides)."""
+    return {"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": rc.connection_json(extra={"from_number": FROM_NUMBER, **extra})}
+
+
+# --- one DAG run, read back from the metadata database -----------------------------------------------
+
+
+@dataclass
+class DagTestRun:
+    """What ``airflow dags test`` did: exit code, output, and the run's task states and XComs from the database."""
+
+    dag_id: str
+    returncode: int
+    output: str
+    seconds: float
+    run_state: str | None = None
+    states: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    pools: dict[tuple[str, int], str] = field(default_factory=dict)
+    xcoms: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+
+    def state(self, task_id: str, map_index: int = -1) -> str | None:
+        """The final state of one task instance (KeyError if it does not exist)."""
+        return self.states[(task_id, map_index)]
+
+    def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        """One XCom value (KeyError if it was never pushed)."""
+        return self.xcoms[(task_id, map_index, key)]
+
+    def has_xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> bool:
+        """Whether the XCom was pushed."""
+        return (task_id, map_index, key) in self.xcoms
+
+    def __str__(self) -> str:
+        """Enough to understand a failed assertion without rerunning."""
+        states = ", ".join(f"{t}[{i}]={s}" if i >= 0 else f"{t}={s}" for (t, i), s in sorted(self.states.items()))
+        return f"{self.dag_id}: exit {self.returncode}, run {self.run_state}; {states}\n{tail(self.output)}"
+
+
+def read_run(home: Path, dag_id: str, result: DagTestRun) -> DagTestRun:
+    """Fill in the run's state, task states, pools and XComs (values are stored as JSON text in Airflow 3)."""
+    db = sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True)
+    try:
+        runs = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+        if not runs:
+            return result
+        assert len(runs) == 1, f"expected one run of {dag_id}, found {runs}"
+        run_id, result.run_state = runs[0]
+        for task_id, map_index, state, pool in db.execute(
+            "SELECT task_id, map_index, state, pool FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ):
+            result.states[(task_id, map_index)] = state
+            result.pools[(task_id, map_index)] = pool
+        for task_id, map_index, key, value in db.execute(
+            "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ):
+            result.xcoms[(task_id, map_index, key)] = json.loads(value) if isinstance(value, str | bytes) else value
+    finally:
+        db.close()
+    return result
+
+
+def dags_test(
+    home: Path,
+    rc: RingCentralEmulator,
+    dag_id: str,
+    *,
+    conf: dict[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> DagTestRun:
+    """``airflow dags test dag_id`` against the emulator, then the run as the database recorded it."""
+    args = ["dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    started = time.monotonic()
+    proc = airflow(home, *args, env={**connection_env(rc), **(env or {})})
+    result = DagTestRun(dag_id, proc.returncode, proc.stdout, time.monotonic() - started)
+    return read_run(home, dag_id, result)
+
+
+# --- what "RingCentral" saw --------------------------------------------------------------------------
+
+
+def ringout_requests(rc: RingCentralEmulator) -> list[tuple[str, str]]:
+    """RingOut API requests in order, as (method, ringout id or "" for a create); tokens left out."""
+    calls = []
+    for request in rc.requests:
+        if request.kind.startswith("ring-out"):
+            ringout_id = "" if request.kind == "ring-out-create" else request.path.rstrip("/").rsplit("/", 1)[-1]
+            calls.append((request.method, ringout_id))
+    return calls
+
+
+def only_session(rc: RingCentralEmulator) -> Any:
+    """The one RingOut the emulator saw created."""
+    sessions = list(rc.sessions.values())
+    assert len(sessions) == 1, f"expected exactly one call placed, got {sessions}"
+    return sessions[0]
+
+
+# --- the examples parse ------------------------------------------------------------------------------
+
+
+def test_example_dags_parse_without_errors(airflow_home: Path) -> None:
+    """Every example file imports and defines its DAG, as the DAG processor would see it."""
+    report = airflow(airflow_home, "dags", "report", "-o", "json")
+    assert report.returncode == 0, tail(report.stdout)
+    listed = json.loads(next(line for line in report.stdout.splitlines() if line.startswith("[")))
+    found = {dag_id for entry in listed for dag_id in entry["dags"]}
+    assert set(EXAMPLE_DAG_IDS) <= found, f"missing: {set(EXAMPLE_DAG_IDS) - found}\n{tail(report.stdout)}"
+
+    errors = airflow(airflow_home, "dags", "list-import-errors", "--local", "-o", "json")
+    assert errors.returncode == 0, tail(errors.stdout)
+    problems = json.loads(next(line for line in errors.stdout.splitlines() if line.startswith("[")))
+    ours = [p for p in problems if any(f"{dag_id}.py" in json.dumps(p) for dag_id in EXAMPLE_DAG_IDS)]
+    assert ours == [], ours
+
+
+# --- example 1: place and wait in one task -----------------------------------------------------------
+
+
+def test_call_connects(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """The call connects: the task succeeds and returns the id of the one call placed; nothing is cancelled."""
+    run = dags_test(airflow_home, emulator, "example_ringout_call")
+
+    assert run.returncode == 0, run
+    assert run.run_state == "success", run
+    assert run.state("call") == "success", run
+    call = only_session(emulator)
+    assert (call.from_number, call.to_number) == (FROM_NUMBER, DEFAULT_TO_NUMBER)
+    assert run.xcom("call") == call.id
+    assert run.xcom("call", key="ringout_id") == call.id
+    assert emulator.count("POST", "ring-out-create") == 1
+    assert emulator.count("DELETE", "ring-out-delete") == 0
+    assert not call.cancelled
+
+
+def test_call_times_out_and_is_cancelled(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """Nobody answers: after RINGOUT_EXAMPLE_WAIT_TIMEOUT the call is cancelled (one DELETE) and the task fails."""
+    to_number = "+14155550123"  # given as a run param: proves the params reach the operator
+    emulator.script(to_number, Outcome.NEVER_ANSWERS)
+
+    run = dags_test(
+        airflow_home,
+        emulator,
+        "example_ringout_call",
+        conf={"to_number": to_number},
+        env={"RINGOUT_EXAMPLE_WAIT_TIMEOUT": "2"},
+    )
+
+    assert run.returncode != 0, run
+    assert run.run_state == "failed", run
+    assert run.state("call") == "failed", run
+    call = only_session(emulator)
+    assert call.to_number == to_number
+    assert call.cancelled, "the emulator never saw the call stopped"
+    assert run.xcom("call", key="ringout_id") == call.id
+    assert not run.has_xcom("call"), "a call that did not connect must not return an id"
+    requests = ringout_requests(emulator)
+    assert requests.count(("POST", "")) == 1
+    assert [r for r in requests if r[0] == "DELETE"] == [("DELETE", call.id)]
+    assert "did not connect within 2 s; it was cancelled and stopped" in run.output
+
+
+# --- example 2: place, then a deferrable sensor ------------------------------------------------------
+
+
+def test_sensor_sees_the_call_connect(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """The sensor defers, its trigger sees the call connect, and the last task gets the id; nothing is cancelled."""
+    run = dags_test(
+        airflow_home,
+        emulator,
+        "example_ringout_sensor",
+        env={"RINGOUT_EXAMPLE_SENSOR_TIMEOUT": "60", "RINGOUT_EXAMPLE_POKE_INTERVAL": "0.5"},
+    )
+
+    assert run.returncode == 0, run
+    assert run.run_state == "success", run
+    assert {t: run.state(t) for t in ("place", "wait_for_connection", "report_connected")} == {
+        "place": "success",
+        "wait_for_connection": "success",
+        "report_connected": "success",
+    }, run
+    assert "[DAG TEST] running trigger in line" in run.output, "the sensor did not defer"
+    call = only_session(emulator)
+    assert run.xcom("place") == call.id
+    assert run.xcom("report_connected") == call.id
+    assert emulator.count("POST", "ring-out-create") == 1
+    assert emulator.count("DELETE", "ring-out-delete") == 0
+    assert not call.cancelled
+
+
+def test_sensor_timeout_cancels_the_call(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """Nobody answers: at the sensor's timeout the call is cancelled (one DELETE) and the sensor fails."""
+    emulator.script(DEFAULT_TO_NUMBER, Outcome.NEVER_ANSWERS)
+
+    run = dags_test(
+        airflow_home,
+        emulator,
+        "example_ringout_sensor",
+        env={"RINGOUT_EXAMPLE_SENSOR_TIMEOUT": "2", "RINGOUT_EXAMPLE_POKE_INTERVAL": "0.5"},
+    )
+
+    assert run.returncode != 0, run
+    assert run.run_state == "failed", run
+    assert run.state("place") == "success", run
+    assert run.state("wait_for_connection") == "failed", run
+    assert run.state("report_connected") == "upstream_failed", run
+    assert "[DAG TEST] running trigger in line" in run.output, "the sensor did not defer"
+    assert "AirflowSensorTimeout" in run.output
+    call = only_session(emulator)
+    assert run.xcom("place") == call.id
+    assert not run.has_xcom("report_connected")
+    assert call.cancelled, "the emulator never saw the call stopped"
+    requests = ringout_requests(emulator)
+    assert requests.count(("POST", "")) == 1
+    assert [r for r in requests if r[0] == "DELETE"] == [("DELETE", call.id)]
+
+
+# --- example 3: mapped calls in a pool, and a summary ------------------------------------------------
+
+
+def test_mapped_calls_and_summary(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """One call per number (from the run's params), all in the pool; the summary tells who connected, honestly."""
+    numbers = ["+14155550111", "+14155550112", "+14155550113"]
+    emulator.script(numbers[1], Outcome.BUSY)
+
+    run = dags_test(airflow_home, emulator, "example_ringout_mapped", conf={"to_numbers": numbers})
+
+    # The summary is the only leaf and ran, so the run succeeds although one call failed.
+    assert run.returncode == 0, run
+    assert run.run_state == "success", run
+    assert [run.state("call", i) for i in range(3)] == ["success", "failed", "success"], run
+    assert run.state("summarize") == "success", run
+    assert {run.pools[("call", i)] for i in range(3)} == {POOL}
+
+    placed = {s.to_number: s.id for s in emulator.sessions.values()}
+    assert sorted(placed) == sorted(numbers), "expected exactly one call per number"
+    assert emulator.count("POST", "ring-out-create") == 3
+    assert emulator.count("DELETE", "ring-out-delete") == 0
+    assert [run.xcom("call", key="ringout_id", map_index=i) for i in range(3)] == [placed[n] for n in numbers]
+    assert not run.has_xcom("call", map_index=1), "a failed call must not return an id"
+
+    summary = run.xcom("summarize")
+    assert summary["connected"] == [numbers[0], numbers[2]]
+    assert summary["not_connected"] == [numbers[1]]
+    assert summary["calls"] == [
+        {"to_number": n, "map_index": i, "state": s, "ringout_id": placed[n], "connected": s == "success"}
+        for i, (n, s) in enumerate(zip(numbers, ["success", "failed", "success"], strict=True))
+    ]
+    # Numbers are personal data: the provider logs them masked, and the example does not log its return values.
+    for number in numbers:
+        assert number not in run.output, f"{number} appears unmasked in the task logs"
+
+    db = sqlite3.connect(f"file:{airflow_home / 'airflow.db'}?mode=ro", uri=True)
+    try:
+        slots = db.execute("SELECT slots FROM slot_pool WHERE pool = ?", (POOL,)).fetchone()
+    finally:
+        db.close()
+    assert slots == (POOL_SLOTS,), "the pool the example documents was not created"
+
+
+# --- example 4: TaskFlow, .output and RingOutCancelOperator -------------------------------------------
+
+
+def test_taskflow_cancels_an_unanswered_call(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """The phone rings unanswered: the cancel task stops it (True) and the report says so."""
+    emulator.script(DEFAULT_TO_NUMBER, Outcome.NEVER_ANSWERS)
+
+    run = dags_test(airflow_home, emulator, "example_ringout_taskflow", env={"RINGOUT_EXAMPLE_RING_SECONDS": "1"})
+
+    assert run.returncode == 0, run
+    assert run.run_state == "success", run
+    assert {run.state(t) for t in ("place", "ring_briefly", "cancel", "report")} == {"success"}, run
+    call = only_session(emulator)
+    assert run.xcom("place") == call.id
+    assert run.xcom("ring_briefly")["state"] == "pending"
+    assert run.xcom("cancel") is True
+    assert run.xcom("report") == {"ringout_id": call.id, "state_before_cancel": "pending", "stopped": True}
+    assert call.cancelled
+    requests = ringout_requests(emulator)
+    assert requests.count(("POST", "")) == 1
+    assert [r for r in requests if r[0] == "DELETE"] == [("DELETE", call.id)]
+
+
+def test_taskflow_cannot_cancel_a_connected_call(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """The call connects while ringing: the cancel is sent but cannot stop it, returns False, and the report says so."""
+    run = dags_test(airflow_home, emulator, "example_ringout_taskflow", env={"RINGOUT_EXAMPLE_RING_SECONDS": "10"})
+
+    assert run.returncode == 0, run
+    assert {run.state(t) for t in ("place", "ring_briefly", "cancel", "report")} == {"success"}, run
+    call = only_session(emulator)
+    assert run.xcom("ring_briefly")["state"] == "connected"
+    assert run.xcom("cancel") is False
+    assert run.xcom("report") == {"ringout_id": call.id, "state_before_cancel": "connected", "stopped": False}
+    assert not call.cancelled
+    assert call.status is not None, "the connected call was cut off"
+    assert call.status["callStatus"] == "Success", "the connected call was cut off"
+    assert emulator.count("POST", "ring-out-create") == 1
+    assert emulator.count("DELETE", "ring-out-delete") == 1
+
+
+# --- airflow connections test --------------------------------------------------------------------------
+
+
+def connections_test(home: Path, rc: RingCentralEmulator, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``airflow connections test ringcentral_default`` with connection testing enabled."""
+    env = {**connection_env(rc, **extra), "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    return airflow(home, "connections", "test", "ringcentral_default", env=env)
+
+
+def ringout_request_count(rc: RingCentralEmulator) -> int:
+    """RingOut API requests of any kind (create, status, cancel)."""
+    return rc.count(kind="ring-out") + rc.count(kind="ring-out-status")
+
+
+def test_connection_test_succeeds_without_placing_a_call(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """Good credentials: the CLI reports success after one login, and no call is placed."""
+    proc = connections_test(airflow_home, emulator)
+
+    assert proc.returncode == 0, tail(proc.stdout)
+    assert "Connection success!" in proc.stdout, tail(proc.stdout)
+    assert emulator.count("POST", "token", status=200) == 1
+    assert ringout_request_count(emulator) == 0
+
+
+def test_connection_test_explains_a_bad_jwt(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """A JWT RingCentral rejects: the CLI fails with a message that names the JWT and the fix; no call is placed."""
+    proc = connections_test(airflow_home, emulator, jwt=BAD_JWT)
+
+    assert proc.returncode != 0, tail(proc.stdout)
+    assert "Connection failed!" in proc.stdout, tail(proc.stdout)
+    assert "RingCentral rejected the JWT" in proc.stdout, tail(proc.stdout)
+    assert "Create a new JWT credential" in proc.stdout, tail(proc.stdout)
+    assert emulator.count("POST", "token", status=400) == 1
+    assert ringout_request_count(emulator) == 0

@@ -1,0 +1,144 @@
+"""Every wait path, run as Airflow runs it (``airflow dags test``), against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
+from tests.airflow_runner import AirflowHome, DagRunResult
+from tests.dags.ringout_scenarios import SCENARIOS, SENSOR_SCENARIOS
+
+pytestmark = pytest.mark.e2e
+DAGS = Path(__file__).resolve().parent.parent / "dags"
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    return AirflowHome(tmp_path_factory.mktemp("airflow-home"), DAGS)
+
+
+@pytest.fixture
+def emulator() -> Iterator[RingCentralEmulator]:
+    with RingCentralEmulator(default_script=CallScript(after=0.5, talk=5, linger=3)) as emulator:
+        for number, outcome, after, _ in SCENARIOS.values():
+            emulator.script(number, CallScript(outcome=Outcome(outcome), after=after, talk=0.6, linger=3))
+        yield emulator
+
+
+def run(airflow_home: AirflowHome, emulator: RingCentralEmulator, dag_id: str) -> DagRunResult:
+    return airflow_home.dags_test(dag_id, env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json()})
+
+
+
+@pytest.mark.parametrize("mode", ["blocking", "deferrable"])
+def test_operator_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str) -> None:
+    result = run(airflow_home, emulator, f"operator_{mode}")
+    for name, (number, _, _, succeeds) in SCENARIOS.items():
+        assert result.states[name] == ("success" if succeeds else "failed"), (name, result.output[-3000:])
+        posts = [r for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == number]
+        assert len(posts) == 1, name  # never dialled twice
+        assert result.xcom(name, "ringout_id"), name  # saved at once, even when the wait failed
+        if succeeds:
+            assert result.xcom(name) == result.xcom(name, "ringout_id")
+    deleted = {r.path.rsplit("/", 1)[-1] for r in emulator.requests if r.kind == "ring-out-delete"}
+    assert deleted == {result.xcom("never_answers", "ringout_id"), result.xcom("first_leg_up", "ringout_id")}
+    out = result.output
+    assert "did not connect within 2 s; it was cancelled and stopped" in out
+    assert "the cancel could NOT stop it: the first leg was already answered" in out
+    assert "RingOutFailedError" in out and "calleeStatus=Busy" in out
+    assert "Unknown RingOut status value 'SomethingNew2027'" in out
+    if mode == "deferrable":  # the five calls still pending at the first check went through the trigger
+        assert out.count("Pausing task as DEFERRED") >= 5 and "running trigger in line" in out
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_sensor_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str) -> None:
+    result = run(airflow_home, emulator, f"sensor_{mode}")
+    expected = {"answered": "success", "busy": "failed", "never_answers": "failed", "first_leg_up": "failed"}
+    for name in SENSOR_SCENARIOS:
+        assert result.states[f"place_{name}"] == "success", result.output[-3000:]
+        assert result.states[f"wait_{name}"] == expected[name], (name, result.output[-3000:])
+    deleted = {r.path.rsplit("/", 1)[-1] for r in emulator.requests if r.kind == "ring-out-delete"}
+    assert deleted == {result.xcom("place_never_answers"), result.xcom("place_first_leg_up")}
+    assert emulator.count(kind="ring-out-create") == len(SENSOR_SCENARIOS)
+    if mode == "deferrable":
+        assert result.output.count("Pausing task as DEFERRED") >= 3
+    if mode == "reschedule":
+        assert "UP_FOR_RESCHEDULE" in result.output
+
+
+def test_cancel_operator(airflow_home: AirflowHome, emulator: RingCentralEmulator) -> None:
+    result = run(airflow_home, emulator, "cancel_operator")
+    assert result.states["cancel_never_answers"] == "success"
+    assert result.xcom("cancel_never_answers") is True
+    assert result.states["cancel_answered"] == "success"
+    assert result.xcom("cancel_answered") is False  # connected: a DELETE cannot hang up
+    assert result.states["cancel_first_leg_up"] == "success"
+    assert result.states["cancel_strict"] == "failed"
+    assert "could not be stopped: it had already connected" in result.output
+
+
+def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, emulator: RingCentralEmulator) -> None:
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    answered, busy = SCENARIOS["answered"][0], SCENARIOS["busy"][0]
+    emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.2, linger=60))  # still readable at the retry
+    result = run(airflow_home, emulator, "operator_retry")
+    posts = {
+        number: sum(1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == number)
+        for number in (answered, busy)
+    }
+    assert "simulated worker loss" in result.output
+    assert result.states["answered"] == "success"
+    if AIRFLOW_V_3_3_PLUS:
+        assert posts[answered] == 1  # the retry found the pending call in task_state_store and waited on it
+        assert "Reconnecting to existing job" in result.output
+    else:
+        assert posts[answered] == 2  # documented limitation before Airflow 3.3: no task_state_store
+    assert posts[busy] == 2  # the first call failed (busy), so the retry placed a new one
+    assert result.states["busy"] == "failed"
+    gone = SCENARIOS["session_disappears"][0]
+    gone_posts = sum(1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == gone)
+    assert result.states["session_disappears"] == "failed"
+    if AIRFLOW_V_3_3_PLUS:  # gone while nobody watched: it may have connected, so it is never dialled again
+        assert gone_posts == 1
+        assert "is gone and it is unknown whether it connected; not dialling again" in result.output
+
+
+@pytest.mark.parametrize("mode", ["blocking", "deferrable"])
+@pytest.mark.parametrize("fault", ["429", "token_revoked"])
+def test_faults_in_the_middle_of_a_wait(
+    airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str, fault: str
+) -> None:
+    import threading
+    import time
+
+    emulator.script("+15550000010", CallScript(outcome=Outcome.ANSWERED, after=3))
+
+    def strike() -> None:
+        deadline = time.monotonic() + 60
+        while emulator.count(kind="ring-out-get") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if fault == "429":
+            emulator.inject("429", path="ring-out-get", retry_after=1)
+        else:
+            emulator.revoke_all_tokens()
+
+    striker = threading.Thread(target=strike)
+    striker.start()
+    result = run(airflow_home, emulator, f"operator_faults_{mode}")
+    striker.join()
+    assert result.states["slow_answer"] == "success", result.output[-3000:]
+    gets = [r for r in emulator.requests if r.kind == "ring-out-get"]
+    if fault == "429":
+        statuses = [r.status for r in gets]
+        assert statuses.count(429) == 1
+        after = gets[statuses.index(429) + 1]
+        assert after.time - gets[statuses.index(429)].time >= 1.0  # nothing sent during the penalty
+    else:
+        assert 401 in [r.status for r in gets]
+        assert emulator.count(kind="token") >= 2
+    assert emulator.count(kind="ring-out-create") == 1

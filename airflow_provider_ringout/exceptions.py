@@ -32,7 +32,7 @@ class RingCentralAPIError(RingOutError):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # an HTTP status, or None when no answer came
         self.error_codes = tuple(error_codes)
         self.api_message = message
         self.method = method

@@ -105,7 +105,8 @@ def classify(body: Mapping[str, Any] | None) -> RingOutStatus:
     """
     if body is None:
         return GONE
-    raw = body.get("status") if isinstance(body.get("status"), Mapping) else {}
+    nested = body.get("status") if isinstance(body, Mapping) else None
+    raw: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
     call, caller, callee = (_text(raw.get(k)) for k in ("callStatus", "callerStatus", "calleeStatus"))
     call_l, caller_l, callee_l = ((v or "").lower() for v in (call, caller, callee))
 

@@ -56,7 +56,7 @@ with DAG(
         # Short enough for a demo of the cancel-on-timeout path; real calls may want a few minutes.
         timeout=float(os.environ.get("RINGOUT_EXAMPLE_SENSOR_TIMEOUT", "60")),
         poke_interval=float(os.environ.get("RINGOUT_EXAMPLE_POKE_INTERVAL", "2")),
-        cancel_on_timeout=False,
+        cancel_on_timeout=True,
     )
 
     @task

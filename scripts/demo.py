@@ -40,14 +40,23 @@ def main() -> int:
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         print("Running `airflow dags test example_ringout_call`...", flush=True)
         run = subprocess.run(
-            [airflow, "dags", "test", "example_ringout_call", "-c", f'{{"to_number": "{TO}", "from_number": "{FROM}"}}'],
+            [
+                airflow,
+                "dags",
+                "test",
+                "example_ringout_call",
+                "-c",
+                f'{{"to_number": "{TO}", "from_number": "{FROM}"}}',
+            ],
             env=env,
             capture_output=True,
             text=True,
         )
         log_file = home / "dags-test.log"
         log_file.write_text(run.stdout + run.stderr)
-        statuses = re.findall(r"RingOut \S+ status: (callStatus=\S+, callerStatus=\S+, calleeStatus=\w+)", run.stdout + run.stderr)
+        statuses = re.findall(
+            r"RingOut \S+ status: (callStatus=\S+, callerStatus=\S+, calleeStatus=\w+)", run.stdout + run.stderr
+        )
         deletes = emulator.count(kind="ring-out-delete")
         state = re.findall(r"DagRun Finished: .*?state=(\w+)", run.stdout + run.stderr)
 

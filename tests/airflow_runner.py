@@ -42,12 +42,21 @@ class AirflowHome:
         }
         self.run_cli("db", "migrate")
 
-    def run_cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run_cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [AIRFLOW, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False
+            [AIRFLOW, *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
-    def dags_test(self, dag_id: str, *, env: dict[str, str] | None = None, conf: dict[str, Any] | None = None) -> DagRunResult:
+    def dags_test(
+        self, dag_id: str, *, env: dict[str, str] | None = None, conf: dict[str, Any] | None = None
+    ) -> DagRunResult:
         args = ["dags", "test", dag_id]
         if conf is not None:
             args += ["-c", json.dumps(conf)]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-import tempfile
 
 # A throw-away AIRFLOW_HOME before anything imports Airflow, so tests never touch ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ringout-tests-airflow-"))

@@ -274,7 +274,13 @@ class _JWTBearerClient:
 class _DropSecretDebugRecords(logging.Filter):
     """requests-oauthlib logs token request bodies and token responses at DEBUG: keep those out of task logs."""
 
-    _leaky = ("Supplying headers", "Request body was", "Response headers were", "Obtained token", "Request headers were")
+    _leaky = (
+        "Supplying headers",
+        "Request body was",
+        "Response headers were",
+        "Obtained token",
+        "Request headers were",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(str(record.msg).startswith(prefix) for prefix in self._leaky)
@@ -635,7 +641,7 @@ class RingCentralHook(BaseHook):
         """Feed the pacer, then decide whether this answer is retried (None: it is final)."""
         if status != 429:
             self._pacer.observe(group, headers)
-            if status not in retry.status_forcelist:  # type: ignore[operator]
+            if status not in (retry.status_forcelist or ()):
                 return None
         raw = HTTPResponse(body=b"", headers=dict(headers), status=status, preload_content=False)
         decision = self._next_attempt(retry, method, url, response=raw) if wait or status != 429 else None

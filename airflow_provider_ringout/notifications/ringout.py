@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from airflow_provider_ringout.exceptions import RingCentralConfigError
+from airflow_provider_ringout.exceptions import RingCentralAuthError, RingCentralConfigError, RingOutUnconfirmedError
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Hashable, Sequence
@@ -244,9 +245,6 @@ class RingOutNotifier(BaseNotifier):
 
         A POST is never repeated: the hook does not resend it blindly, and each number is called once.
         """
-        from airflow_provider_ringout.exceptions import RingCentralAuthError, RingOutUnconfirmedError
-        from airflow_provider_ringout.status import RingOutState, RingOutWatch, classify
-
         masked = mask_phone_number(number)
         self.log.info("RingOut alert: calling %s (%d of %d).", masked, position, total)
         try:
@@ -289,8 +287,6 @@ class RingOutNotifier(BaseNotifier):
 
     def _cancel(self, hook: RingCentralHook, ringout_id: str, masked: str) -> str:
         """Stop an unanswered call before the next number rings; "done" if it turns out it had connected."""
-        from airflow_provider_ringout.status import CancelOutcome
-
         try:
             outcome = hook.cancel_and_confirm(ringout_id)
         except Exception as exc:

@@ -122,7 +122,8 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
 
     def execute(self, context: Context) -> str:
-        # Check the rendered numbers and the connection before anything is sent (or a retry reconnects).
+        # Check the connection and the rendered numbers before anything is sent (or a retry reconnects).
+        self.hook.credentials  # noqa: B018 (parses and checks the connection)
         self.hook.build_ringout_request(
             to_number=self.to_number,
             from_number=self.from_number,

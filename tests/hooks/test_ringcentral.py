@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
@@ -115,7 +117,19 @@ def test_from_number_falls_back_to_connection_and_is_required(
 
 # --- bad input: refused before any request --------------------------------------------------------------------
 
-BAD_NUMBERS = ["", None, "hello", "+1 415 555 0199", "+1-415-555-0199", "4155550199", "+0415555", "+1234567890123456", ["+14155550199"], "{{ params.to }}", "+1"]
+BAD_NUMBERS = [
+    "",
+    None,
+    "hello",
+    "+1 415 555 0199",
+    "+1-415-555-0199",
+    "4155550199",
+    "+0415555",
+    "+1234567890123456",
+    ["+14155550199"],
+    "{{ params.to }}",
+    "+1",
+]
 
 
 @pytest.mark.parametrize("number", BAD_NUMBERS)
@@ -191,14 +205,14 @@ def test_bad_connections_fail_before_any_request(
 @pytest.mark.parametrize(("extra", "fragment"), [("not json", "not valid JSON"), ('["a"]', "JSON object")])
 def test_extra_must_be_a_json_object(extra: str, fragment: str) -> None:
     # Built directly: some Airflow versions already refuse such a connection when loading it.
-    conn = SimpleNamespace(
-        conn_id="rc", host="", port=None, login="id", password="secret", extra=extra
-    )
+    conn = SimpleNamespace(conn_id="rc", host="", port=None, login="id", password="secret", extra=extra)
     with pytest.raises(RingCentralConfigError, match=fragment):
         parse_connection(conn)
 
 
-def test_connection_uri_form_with_encoded_http_host(monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator) -> None:
+def test_connection_uri_form_with_encoded_http_host(
+    monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator
+) -> None:
     from urllib.parse import quote
 
     conn = json.loads(emulator.connection_json())
@@ -291,7 +305,9 @@ def test_revoked_jwt_fails_clearly(hook: RingCentralHook, emulator: RingCentralE
 # --- rate limits, retries, faults --------------------------------------------------------------------------
 
 
-def test_429_waits_retry_after_and_sends_nothing_meanwhile(hook: RingCentralHook, emulator: RingCentralEmulator) -> None:
+def test_429_waits_retry_after_and_sends_nothing_meanwhile(
+    hook: RingCentralHook, emulator: RingCentralEmulator
+) -> None:
     ringout_id = hook.place_ringout(to_number=TO)["id"]
     emulator.inject("429", path="ring-out-get", retry_after=1)
     started = time.monotonic()
@@ -518,3 +534,26 @@ def test_ui_field_behaviour_matches_provider_info() -> None:
     assert behaviour["hidden_fields"] == ["schema", "port"]
     assert behaviour["relabeling"]["host"] == "Server URL"
     assert behaviour["placeholders"]["host"] == "https://platform.ringcentral.com"
+
+
+@given(st.text(max_size=200), st.sampled_from(["application/json", "text/html", ""]))
+def test_any_error_body_parses(text: str, content_type: str) -> None:
+    codes, message = parse_error_body(text, content_type)
+    assert isinstance(codes, list) and all(isinstance(c, str) for c in codes)
+    assert isinstance(message, str) and message
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["errorCode", "message", "error", "error_description", "errors"]),
+        st.one_of(
+            st.text(max_size=10),
+            st.integers(),
+            st.none(),
+            st.lists(st.dictionaries(st.text(max_size=12), st.text(max_size=8)), max_size=3),
+        ),
+    )
+)
+def test_any_json_error_body_parses(data: dict[str, Any]) -> None:
+    codes, message = parse_error_body(json.dumps(data), "application/json")
+    assert all(isinstance(c, str) for c in codes) and isinstance(message, str)

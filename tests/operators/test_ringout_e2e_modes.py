@@ -32,7 +32,6 @@ def run(airflow_home: AirflowHome, emulator: RingCentralEmulator, dag_id: str) -
     return airflow_home.dags_test(dag_id, env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json()})
 
 
-
 @pytest.mark.parametrize("mode", ["blocking", "deferrable"])
 def test_operator_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str) -> None:
     result = run(airflow_home, emulator, f"operator_{mode}")
@@ -88,7 +87,9 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.2, linger=60))  # still readable at the retry
     result = run(airflow_home, emulator, "operator_retry")
     posts = {
-        number: sum(1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == number)
+        number: sum(
+            1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == number
+        )
         for number in (answered, busy)
     }
     assert "simulated worker loss" in result.output
@@ -101,7 +102,9 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     assert posts[busy] == 2  # the first call failed (busy), so the retry placed a new one
     assert result.states["busy"] == "failed"
     gone = SCENARIOS["session_disappears"][0]
-    gone_posts = sum(1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == gone)
+    gone_posts = sum(
+        1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == gone
+    )
     assert result.states["session_disappears"] == "failed"
     if AIRFLOW_V_3_3_PLUS:  # gone while nobody watched: it may have connected, so it is never dialled again
         assert gone_posts == 1

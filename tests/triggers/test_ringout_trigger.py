@@ -1,0 +1,131 @@
+"""RingOutTrigger: serialisation round trip, event sequence against the emulator, deadline, on_kill."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
+from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+TO, FROM = "+14155550199", "+14155550100"
+
+
+@pytest.fixture
+def emulator(ringcentral_conn_env: RingCentralEmulator) -> RingCentralEmulator:
+    return ringcentral_conn_env
+
+
+def place(emulator: RingCentralEmulator, outcome: Outcome, after: float = 0.3) -> str:
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+    emulator.script(TO, CallScript(outcome=outcome, after=after, talk=5, linger=5))
+    return RingCentralHook().place_ringout(to_number=TO, from_number=FROM)["id"]
+
+
+async def events(trigger: RingOutTrigger) -> list[Any]:
+    return [event async for event in trigger.run()]
+
+
+def test_serialize_round_trip() -> None:
+    trigger = RingOutTrigger(
+        ringout_id="42",
+        end_time=1234.5,
+        ringcentral_conn_id="rc",
+        poll_interval=3,
+        cancel_on_kill=False,
+        seen_connected=True,
+        last_status={"state": "pending", "callStatus": "InProgress", "callerStatus": "Success", "calleeStatus": None},
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_ringout.triggers.ringout.RingOutTrigger"
+    rebuilt = RingOutTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs["end_time"] == 1234.5  # an absolute deadline: a restarted triggerer keeps it
+    import json
+
+    json.dumps(kwargs)  # plain JSON, as the triggerer stores it
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected", "status_fragment"),
+    [
+        (Outcome.ANSWERED, "connected", "Success"),
+        (Outcome.BUSY, "failed", "Busy"),
+        (Outcome.SESSION_DISAPPEARS, "failed", "InProgress"),
+        (Outcome.NEVER_ANSWERS, "timeout", "InProgress"),
+    ],
+)
+def test_event_sequence(emulator: RingCentralEmulator, outcome: Outcome, expected: str, status_fragment: str) -> None:
+    ringout_id = place(emulator, outcome)
+    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 1.5, poll_interval=0.1)
+    started = time.monotonic()
+    fired = asyncio.run(events(trigger))
+    assert len(fired) == 1  # exactly one event
+    payload = fired[0].payload
+    assert payload["status"] == expected
+    assert payload["ringout_id"] == ringout_id
+    assert status_fragment in str(payload["ringout_status"])
+    if expected == "timeout":
+        assert 1.4 <= time.monotonic() - started < 3
+    assert emulator.count(kind="ring-out-delete") == 0  # the trigger itself never cancels on timeout
+
+
+def test_error_event_on_revoked_credentials(emulator: RingCentralEmulator) -> None:
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    emulator.revoke_all_tokens()
+    emulator.reject_jwt()
+    (event,) = asyncio.run(events(RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 5, poll_interval=0.1)))
+    assert event.payload["status"] == "error"
+    assert "invalid_grant" in event.payload["message"]
+
+
+def test_polling_never_blocks_the_event_loop(emulator: RingCentralEmulator) -> None:
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    emulator.inject("slow", path="ring-out-get", delay=0.8)
+
+    async def main() -> float:
+        worst = 0.0
+
+        async def watchdog() -> None:
+            nonlocal worst
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                worst = max(worst, time.monotonic() - before - 0.01)
+
+        dog = asyncio.create_task(watchdog())
+        await events(RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 1.2, poll_interval=0.1))
+        dog.cancel()
+        return worst
+
+    assert asyncio.run(main()) < 0.2  # the slow 0.8 s GET was awaited, not waited on
+
+
+def test_on_kill_cancels_a_pending_call(emulator: RingCentralEmulator) -> None:
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 60, poll_interval=0.1)
+
+    async def run_then_kill() -> None:
+        task = asyncio.create_task(events(trigger))
+        await asyncio.sleep(0.4)
+        task.cancel()
+        await trigger.on_kill()
+
+    asyncio.run(run_then_kill())
+    assert emulator.count(kind="ring-out-delete") == 1
+    assert emulator.session_status(ringout_id) is None  # the call was stopped
+
+
+@pytest.mark.parametrize("cancel_on_kill", [False, True])
+def test_on_kill_leaves_connected_or_unwanted_calls(emulator: RingCentralEmulator, cancel_on_kill: bool) -> None:
+    ringout_id = place(emulator, Outcome.ANSWERED, after=0.1)
+    trigger = RingOutTrigger(
+        ringout_id=ringout_id, end_time=time.time() + 5, poll_interval=0.1, cancel_on_kill=cancel_on_kill
+    )
+    asyncio.run(events(trigger))  # connected
+    asyncio.run(trigger.on_kill())
+    assert emulator.count(kind="ring-out-delete") == 0

@@ -1,0 +1,39 @@
+"""
+DAGs for ``tests/e2e/test_standalone_deferred.py``: one deferrable RingOutOperator per scenario.
+
+Each DAG calls its own number, so the test scripts that number's outcome in the emulator and can pick the
+requests of one scenario out of the emulator's shared record. Only the waiting settings differ: they are what
+each scenario is about (a quick answer, a short timeout, a long wait to interrupt, a wait across a restart).
+No retries, so a failure is final and the test sees exactly one try.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_provider_ringout.operators.ringout import RingOutOperator
+
+FROM_NUMBER = "+15550100000"
+START = datetime(2026, 1, 1)
+
+# dag_id: (callee number, wait_timeout in seconds, poll_interval in seconds)
+SCENARIOS: dict[str, tuple[str, float, float]] = {
+    "deferred_answered": ("+15550100001", 90, 0.5),
+    "deferred_timeout": ("+15550100002", 6, 0.5),
+    "deferred_mark_failed": ("+15550100003", 240, 1.0),
+    "deferred_triggerer_restart": ("+15550100004", 30, 1.0),
+}
+
+for dag_id, (number, wait_timeout, poll_interval) in SCENARIOS.items():
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+        RingOutOperator(
+            task_id="call",
+            to_number=number,
+            from_number=FROM_NUMBER,
+            wait_timeout=wait_timeout,
+            poll_interval=poll_interval,
+            deferrable=True,
+            retries=0,
+        )

@@ -233,10 +233,8 @@ class AirflowServices:
         if service.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(service.pid, sig)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 service.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._kill_everything(service)
         self.ended.append(service)
         return int(service.process.returncode)
@@ -352,9 +350,7 @@ class AirflowServices:
             raise ServiceError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
         return response.json() if response.content else None
 
-    def wait_for(
-        self, what: str, probe: Callable[[], Any], *, timeout: float, interval: float = 0.5
-    ) -> Any:
+    def wait_for(self, what: str, probe: Callable[[], Any], *, timeout: float, interval: float = 0.5) -> Any:
         """Call ``probe`` until it returns something truthy; raise with the services' log tails on timeout."""
         deadline = time.monotonic() + timeout
         while True:
@@ -387,5 +383,7 @@ class AirflowServices:
 
     def log_tails(self, lines: int = 40) -> str:
         """The end of every service log, for failure messages."""
-        parts = [f"----- {path.name} (last {lines} lines) -----\n{tail_file(path, lines)}" for path in self.service_logs()]
+        parts = [
+            f"----- {path.name} (last {lines} lines) -----\n{tail_file(path, lines)}" for path in self.service_logs()
+        ]
         return "\n".join(parts)

@@ -24,7 +24,9 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
 def emulator() -> Iterator[RingCentralEmulator]:
     with RingCentralEmulator(default_script=CallScript(after=0.5, talk=5, linger=3)) as emulator:
         for number, outcome, after, _ in SCENARIOS.values():
-            emulator.script(number, CallScript(outcome=Outcome(outcome), after=after, talk=0.6, linger=3))
+            # Calls stay readable long enough for sensors that run after several other tasks.
+            talk = 0.6 if outcome == "connects_then_finishes" else 60
+            emulator.script(number, CallScript(outcome=Outcome(outcome), after=after, talk=talk, linger=60))
         yield emulator
 
 
@@ -49,8 +51,9 @@ def test_operator_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator
     assert "the cancel could NOT stop it: the first leg was already answered" in out
     assert "RingOutFailedError" in out and "calleeStatus=Busy" in out
     assert "Unknown RingOut status value 'SomethingNew2027'" in out
-    if mode == "deferrable":  # the five calls still pending at the first check went through the trigger
-        assert out.count("Pausing task as DEFERRED") >= 5 and "running trigger in line" in out
+    if mode == "deferrable":  # calls that never connect are always pending at the first check: they defer
+        assert out.count("Pausing task as DEFERRED") >= 2
+        assert "running trigger in line" in out
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
@@ -64,7 +67,7 @@ def test_sensor_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator, 
     assert deleted == {result.xcom("place_never_answers"), result.xcom("place_first_leg_up")}
     assert emulator.count(kind="ring-out-create") == len(SENSOR_SCENARIOS)
     if mode == "deferrable":
-        assert result.output.count("Pausing task as DEFERRED") >= 3
+        assert result.output.count("Pausing task as DEFERRED") >= 2
     if mode == "reschedule":
         assert "UP_FOR_RESCHEDULE" in result.output
 

@@ -1,0 +1,445 @@
+"""
+End-to-end tests of the deferrable RingOutOperator under real Airflow services.
+
+The api-server, scheduler, dag-processor and triggerer run as separate processes on loopback (see
+``tests/e2e/standalone.py``), once for the whole module, with the LocalExecutor over SQLite and the simple
+auth manager (all admins). The ``ringcentral_default`` connection comes from ``AIRFLOW_CONN_RINGCENTRAL_DEFAULT``
+and points at a RingCentral emulator running in this test process, so the test reads exactly what every
+Airflow process sent. DAG runs are triggered and task instances watched through the public REST API, as a
+user or the UI would; the DAGs are in ``tests/e2e/dags``, one per scenario, each calling its own number.
+
+Why: ``airflow dags test`` runs a trigger in line, in one process. Only real services show that the task
+really waits in the triggerer (``deferred``), that the trigger's event resumes it on a worker, that marking a
+deferred task failed runs the trigger's ``on_kill`` (and cancels the call), and that a triggerer restart
+resumes the same absolute deadline without cancelling or dialling again. The last test checks that no secret
+(client secret, JWT, access or refresh token) reached any service log or task log along the way.
+
+Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` (about two minutes).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+from airflow_provider_ringout.testing import (
+    TEST_CLIENT_SECRET,
+    TEST_JWT,
+    CallScript,
+    Outcome,
+    RingCentralEmulator,
+)
+from tests.e2e.standalone import AirflowServices, ServiceError, tail_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_ringout.testing import RecordedRequest
+
+pytestmark = pytest.mark.e2e
+
+DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
+TERMINAL = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
+TASK_ID = "call"
+
+# Must match tests/e2e/dags/ringout_deferred_services.py: dag_id -> (callee number, wait_timeout seconds).
+ANSWERED = ("deferred_answered", "+15550100001", 90.0)
+TIMEOUT = ("deferred_timeout", "+15550100002", 6.0)
+MARK_FAILED = ("deferred_mark_failed", "+15550100003", 240.0)
+RESTART = ("deferred_triggerer_restart", "+15550100004", 30.0)
+ANSWER_AFTER = 6.0  # seconds from the POST until the answered call connects: long enough to see `deferred`
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RingCentralEmulator]:
+    """One emulator for the module; each scenario's number has its own script, so the record can be split."""
+    rc = RingCentralEmulator(host="127.0.0.1", default_script=CallScript(outcome=Outcome.NEVER_ANSWERS)).start()
+    rc.script(ANSWERED[1], CallScript(outcome=Outcome.ANSWERED, after=ANSWER_AFTER, talk=300, linger=30))
+    for _, number, _ in (TIMEOUT, MARK_FAILED, RESTART):
+        rc.script(number, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    try:
+        yield rc
+    finally:
+        rc.stop()
+
+
+@pytest.fixture(scope="module")
+def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServices]:
+    """The four services over a fresh AIRFLOW_HOME, healthy, with this module's DAGs parsed and unpaused."""
+    home = tmp_path_factory.mktemp("airflow-services")
+    env = {
+        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
+        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
+    }
+    airflow = AirflowServices(home, DAGS_FOLDER, env)
+    try:
+        airflow.migrate()
+        airflow.start_all(timeout=180)
+        for dag_id, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART):
+            airflow.wait_for(
+                f"DAG {dag_id} to be parsed",
+                lambda dag_id=dag_id: airflow.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
+                timeout=120,
+            )
+            assert airflow.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+        yield airflow
+    except BaseException:
+        print(airflow.log_tails(80))
+        raise
+    finally:
+        airflow.close()
+
+
+@pytest.fixture(autouse=True)
+def show_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """
+    Print the service log tails at teardown; pytest shows a test's captured output only when it failed.
+
+    The module's services fixture is looked up lazily, so this costs nothing when it was not set up.
+    """
+    yield
+    if "services" in request.fixturenames:
+        airflow: AirflowServices = request.getfixturevalue("services")
+        print(airflow.log_tails(60))
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunWatch:
+    """One DAG run of a one-task DAG, and every state its task instance was seen in (monotonic times)."""
+
+    airflow: AirflowServices
+    dag_id: str
+    run_id: str
+    history: list[tuple[float, str | None]] = field(default_factory=list)
+
+    @property
+    def ti_path(self) -> str:
+        """REST path of the task instance."""
+        return f"/dags/{self.dag_id}/dagRuns/{self.run_id}/taskInstances/{TASK_ID}"
+
+    def state(self) -> str | None:
+        """The task instance's state now (recorded in ``history`` when it changed)."""
+        ti = self.airflow.api("GET", self.ti_path, expect=(200, 404)) or {}
+        state = ti.get("state")
+        if not self.history or self.history[-1][1] != state:
+            self.history.append((time.monotonic(), state))
+        return state
+
+    def wait(self, states: frozenset[str] | set[str], *, timeout: float, interval: float = 0.2) -> str:
+        """Poll until the state is one of ``states``; returns it. Also notes the services' children."""
+
+        def probe() -> str | None:
+            self.airflow.watch_children()
+            state = self.state()
+            return state if state in states else None
+
+        return str(
+            self.airflow.wait_for(f"{self.dag_id} task in {sorted(states)}", probe, timeout=timeout, interval=interval)
+        )
+
+    def seen(self, state: str) -> bool:
+        """Whether the task instance was ever seen in ``state``."""
+        return any(s == state for _, s in self.history)
+
+    def left(self, state: str) -> float | None:
+        """When the task instance was first seen in another state after ``state``."""
+        inside = False
+        for at, s in self.history:
+            if s == state:
+                inside = True
+            elif inside:
+                return at
+        return None
+
+    def describe(self) -> str:
+        """The state history relative to the first observation, for assertion messages."""
+        start = self.history[0][0] if self.history else 0.0
+        return ", ".join(f"+{at - start:.1f}s {s}" for at, s in self.history)
+
+    def xcom(self, key: str = "return_value") -> Any:
+        """One XCom value of the task, as the REST API returns it."""
+        return self.airflow.api("GET", f"{self.ti_path}/xcomEntries/{key}")["value"]
+
+    def log_dir(self) -> Path:
+        """The folder of this task instance's logs (task attempts and trigger logs)."""
+        return self.airflow.home / "logs" / f"dag_id={self.dag_id}" / f"run_id={self.run_id}" / f"task_id={TASK_ID}"
+
+    def trigger_logs(self) -> str:
+        """Everything the triggerer wrote for this task (one file per triggerer that ran the trigger)."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir().glob("*.trigger.*.log")))
+
+    def task_log(self) -> str:
+        """Everything the worker wrote for this task's attempts."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir().glob("attempt=*.log")))
+
+
+def trigger(airflow: AirflowServices, dag_id: str) -> RunWatch:
+    """Trigger a run through the REST API (``POST /dags/{dag_id}/dagRuns``), as the UI's trigger button does."""
+    run_id = f"e2e__{uuid.uuid4().hex[:12]}"
+    body = {"dag_run_id": run_id, "logical_date": None}
+    created = airflow.api("POST", f"/dags/{dag_id}/dagRuns", body)
+    assert created["dag_run_id"] == run_id
+    watch = RunWatch(airflow, dag_id, run_id)
+    watch.state()
+    return watch
+
+
+def ringout_id_for(
+    emulator: RingCentralEmulator, airflow: AirflowServices, number: str, *, timeout: float = 120
+) -> str:
+    """The id of the (first) RingOut placed to ``number``, once one was."""
+    return str(
+        airflow.wait_for(
+            f"a RingOut to {number}",
+            lambda: next((s.id for s in emulator.sessions.values() if s.to_number == number), None),
+            timeout=timeout,
+        )
+    )
+
+
+def posts_to(emulator: RingCentralEmulator, number: str) -> list[RecordedRequest]:
+    """Every ring-out POST whose callee is ``number``."""
+    return [
+        r
+        for r in emulator.requests
+        if r.kind == "ring-out-create"
+        and isinstance(r.json, dict)
+        and (r.json.get("to") or {}).get("phoneNumber") == number
+    ]
+
+
+def requests_for(emulator: RingCentralEmulator, ringout_id: str, kind: str) -> list[RecordedRequest]:
+    """The GETs ("ring-out-get") or DELETEs ("ring-out-delete") of one RingOut, oldest first."""
+    return [r for r in emulator.requests if r.kind == kind and r.path.rstrip("/").endswith(f"/ring-out/{ringout_id}")]
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+
+def test_answered_call_waits_deferred_in_the_triggerer_then_succeeds(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A call answered after a few seconds: the task defers, the triggerer's trigger sees it connect and fires
+    ``connected``, the task resumes on a worker and succeeds returning the RingOut id. One POST only.
+    """
+    dag_id, number, _ = ANSWERED
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=150)
+    ringout_id = ringout_id_for(emulator, services, number)
+
+    assert final == "success", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert run.seen("deferred"), f"the task was never seen deferred: {run.describe()}"
+    assert run.xcom() == ringout_id
+    assert run.xcom("ringout_id") == ringout_id
+    assert len(posts_to(emulator, number)) == 1
+    assert requests_for(emulator, ringout_id, "ring-out-delete") == []
+    # The trigger ran in the triggerer (its own log file) and fired the connected event that resumed the task.
+    trigger_log = run.trigger_logs()
+    assert "Trigger fired event" in trigger_log, trigger_log[-3000:]
+    assert "'status': 'connected'" in trigger_log
+    assert ringout_id in trigger_log
+    task_log = run.task_log()
+    assert "Pausing task as DEFERRED" in task_log
+    assert f"RingOut {ringout_id} connected" in task_log
+    # Polled from the triggerer: besides the operator's one read before deferring, the trigger read it too.
+    assert len(requests_for(emulator, ringout_id, "ring-out-get")) >= 2
+
+
+def test_never_answered_call_times_out_and_is_cancelled(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A call nobody answers, with a 6 s wait_timeout: the trigger fires ``timeout`` at the deadline, the task
+    resumes, cancels the call (DELETE) and fails. One POST, one DELETE, and the DELETE is after the deadline.
+    """
+    dag_id, number, wait_timeout = TIMEOUT
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=150)
+    ringout_id = ringout_id_for(emulator, services, number)
+
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert run.seen("deferred"), f"the task was never seen deferred: {run.describe()}"
+    assert len(posts_to(emulator, number)) == 1
+    deletes = requests_for(emulator, ringout_id, "ring-out-delete")
+    assert len(deletes) == 1, [(r.method, r.path, r.status) for r in deletes]
+    assert deletes[0].status == 204
+    assert emulator.sessions[ringout_id].cancelled
+    # end_time = just after the operator's first GET + wait_timeout; the cancel comes only after it.
+    first_get = requests_for(emulator, ringout_id, "ring-out-get")[0].time
+    assert deletes[0].time >= first_get + wait_timeout - 0.5
+    assert "'status': 'timeout'" in run.trigger_logs()
+    assert f"RingOut {ringout_id} did not connect within 6 s; it was cancelled and stopped" in run.task_log()
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS,
+    reason="BaseTrigger.on_kill (run when a user marks a deferred task failed) exists from Airflow 3.3 on",
+)
+def test_marking_the_deferred_task_failed_cancels_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A user marks the deferred task failed (PATCH the task instance, as the UI does): the triggerer cancels the
+    trigger as a user action and its ``on_kill`` sends the DELETE; the task stays failed and polling stops.
+    """
+    dag_id, number, _ = MARK_FAILED
+    run = trigger(services, dag_id)
+    run.wait({"deferred"}, timeout=150)
+    ringout_id = ringout_id_for(emulator, services, number)
+    # The trigger itself is polling (the operator reads once before deferring; the trigger at least once).
+    services.wait_for(
+        "the trigger to poll the call",
+        lambda: len(requests_for(emulator, ringout_id, "ring-out-get")) >= 2,
+        timeout=60,
+    )
+    assert requests_for(emulator, ringout_id, "ring-out-delete") == []
+
+    marked = services.api("PATCH", run.ti_path, {"new_state": "failed"})
+    marked_at = time.monotonic()
+    assert marked, "PATCH returned no task instances"
+
+    deletes = services.wait_for(
+        "the trigger's on_kill to cancel the call",
+        lambda: requests_for(emulator, ringout_id, "ring-out-delete"),
+        timeout=60,
+    )
+    assert len(deletes) == 1
+    assert deletes[0].status == 204
+    assert deletes[0].time >= marked_at
+    assert emulator.sessions[ringout_id].cancelled
+    assert len(posts_to(emulator, number)) == 1
+    assert run.state() == "failed"
+    # on_kill ran in the triggerer because of the user action; the polling stopped with it.
+    services.wait_for("the trigger log to show on_kill", lambda: "invoking on_kill" in run.trigger_logs(), timeout=30)
+    assert f"Deferred task killed while RingOut {ringout_id} was pending" in run.trigger_logs()
+    time.sleep(4)
+    late_gets = [r for r in requests_for(emulator, ringout_id, "ring-out-get") if r.time > deletes[0].time + 2]
+    assert late_gets == [], "the trigger kept polling after it was killed"
+    assert run.state() == "failed"
+    assert len(requests_for(emulator, ringout_id, "ring-out-delete")) == 1
+
+
+def test_triggerer_restart_keeps_the_wait_and_its_original_deadline(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    SIGTERM the triggerer while the task waits on a call nobody answers (wait_timeout 30 s), then start a
+    new triggerer: the restart cancels nothing and dials nothing; the new triggerer resumes the trigger with
+    the same absolute deadline, so the task times out (and cancels) at the original end time, not 30 s after
+    the restart.
+    """
+    dag_id, number, wait_timeout = RESTART
+    run = trigger(services, dag_id)
+    run.wait({"deferred"}, timeout=150)
+    ringout_id = ringout_id_for(emulator, services, number)
+    services.wait_for(
+        "the first triggerer to poll the call",
+        lambda: len(requests_for(emulator, ringout_id, "ring-out-get")) >= 2,
+        timeout=60,
+    )
+    deadline = requests_for(emulator, ringout_id, "ring-out-get")[0].time + wait_timeout
+    old_job = services.running_triggerer_job()
+
+    # Let a good part of the wait pass, so a deadline counted from the restart would be clearly later.
+    time.sleep(max(0.0, deadline - wait_timeout + 10 - time.monotonic()))
+    old = services.services["triggerer"]
+    exit_status = services.stop("triggerer", signal.SIGTERM, timeout=40)
+    stopped_at = time.monotonic()
+    assert requests_for(emulator, ringout_id, "ring-out-delete") == [], "the restart cancelled the call"
+    assert "Exiting gracefully upon receiving signal 15" in tail_file(old.log_path, 200), f"exit status {exit_status}"
+
+    restarted_at = time.monotonic()
+    services.start("triggerer")
+    new_job = services.wait_new_triggerer(old_job)
+    gets_before = len(requests_for(emulator, ringout_id, "ring-out-get"))
+    services.wait_for(
+        "the new triggerer to resume polling the call",
+        lambda: len(requests_for(emulator, ringout_id, "ring-out-get")) > gets_before,
+        timeout=60,
+    )
+    assert time.monotonic() < deadline, "the restart took too long to tell the deadlines apart; raise wait_timeout"
+    assert run.state() == "deferred"
+    assert requests_for(emulator, ringout_id, "ring-out-delete") == []
+
+    final = run.wait(TERMINAL, timeout=deadline - time.monotonic() + 90)
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    deletes = requests_for(emulator, ringout_id, "ring-out-delete")
+    assert len(deletes) == 1, "expected only the timeout's cancel"
+    assert len(posts_to(emulator, number)) == 1, "the call was dialled again"
+    resumed = run.left("deferred")
+    assert resumed is not None, run.describe()
+    naive_deadline = restarted_at + wait_timeout
+    timing = (
+        f"deadline=+0, stopped={stopped_at - deadline:+.1f}s, restarted={restarted_at - deadline:+.1f}s, "
+        f"left deferred={resumed - deadline:+.1f}s, DELETE={deletes[0].time - deadline:+.1f}s, "
+        f"restart+wait_timeout={naive_deadline - deadline:+.1f}s; states {run.describe()}"
+    )
+    print(timing)
+    # The trigger fired at the original deadline (give the triggerer and scheduler loops a few seconds) ...
+    assert deadline - 0.5 <= resumed <= deadline + 8, timing
+    assert deletes[0].time >= deadline - 0.5, timing
+    # ... well before a deadline restarted from the restart would have come.
+    assert resumed < naive_deadline - 2, timing
+    assert deletes[0].time < naive_deadline, timing
+    # Both triggerers ran the trigger; neither ran on_kill (a restart is not a user action).
+    trigger_logs = sorted(run.log_dir().glob("*.trigger.*.log"))
+    assert {p.name.rsplit(".trigger.", 1)[1] for p in trigger_logs} >= {f"{old_job}.log", f"{new_job}.log"}, (
+        trigger_logs
+    )
+    assert "on_kill" not in run.trigger_logs()
+    assert "'status': 'timeout'" in run.trigger_logs()
+    services.wait_healthy(["triggerer"], timeout=60)
+
+
+def test_helper_reports_a_dead_service(tmp_path: Path) -> None:
+    """The helper's liveness check names the service that died and shows its log, instead of waiting on."""
+    airflow = AirflowServices(tmp_path / "home", DAGS_FOLDER, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "nonsense://"})
+    try:
+        airflow.start("scheduler")
+        with pytest.raises(ServiceError, match="scheduler exited"):
+            airflow.wait_healthy(["scheduler"], timeout=120)
+    finally:
+        airflow.close()
+    assert airflow.services == {}
+    assert all(not s.alive() for s in airflow.ended)
+
+
+def test_no_secret_reaches_any_log(services: AirflowServices, emulator: RingCentralEmulator) -> None:
+    """
+    After every scenario, with the services stopped (so their shutdown is logged too), neither the client
+    secret, the JWT, nor any access or refresh token the emulator issued appears in a service log (api-server,
+    scheduler with its task output, dag-processor, every triggerer) or under AIRFLOW_HOME/logs.
+    """
+    if not emulator.issued_tokens:  # run alone: make the services use the credentials first
+        trigger(services, ANSWERED[0]).wait(TERMINAL, timeout=150)
+    secrets = {"client secret": TEST_CLIENT_SECRET, "JWT": TEST_JWT}
+    secrets.update({f"issued token #{i}": token for i, token in enumerate(emulator.issued_tokens)})
+    assert len(secrets) > 2, "no token was issued: nothing used the connection"
+    services.close()
+
+    service_logs = services.service_logs()
+    task_logs = services.task_logs()
+    assert {p.name for p in service_logs} >= {"api-server.log", "scheduler.log", "dag-processor.log", "triggerer.log"}
+    assert any(p.name.startswith("attempt=") for p in task_logs), "no task log was written"
+    assert any(".trigger." in p.name for p in task_logs), "no trigger log was written"
+    leaks = [
+        f"{name} in {path.relative_to(services.home)}"
+        for path in [*service_logs, *task_logs]
+        for name, secret in secrets.items()
+        if secret in path.read_text(errors="replace")
+    ]
+    assert leaks == []

@@ -142,7 +142,9 @@ def main() -> None:
                 result["token_requests"] <= lifetimes and ok_calls,
             )
         else:
-            report.add(f"{label}, private cache per task (baseline)", str(result["token_requests"]), f"expected N ({n})")
+            report.add(
+                f"{label}, private cache per task (baseline)", str(result["token_requests"]), f"expected N ({n})"
+            )
     report.notes.append(
         f"calls answered after {ANSWER_AFTER:g} s, polled every {POLL:g} s; token lifetime {TOKEN_TTL:g} s, so each "
         "round spans one lifetime; emulator rate limits off, session cap 64"

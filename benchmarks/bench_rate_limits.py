@@ -105,7 +105,7 @@ def main() -> None:
             per_window_429[index] += 1
     full = per_window[:-1] if windows > 1 else per_window
     # Sustained rate after the first burst: calls beyond the first window's, per window of time they took.
-    sustained = (len(placed) - per_window[0]) / ((last_placed - first - 0) / WINDOW) if len(placed) > HEAVY else 0.0
+    sustained = (len(placed) - per_window[0]) / ((last_placed - first) / WINDOW) if len(placed) > HEAVY else 0.0
     total_calls = PROCESSES * CALLS_PER_PROCESS
     ideal = (math.ceil(total_calls / HEAVY) - 1) * WINDOW
 

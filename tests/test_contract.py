@@ -113,7 +113,9 @@ def test_requests_and_responses_follow_the_spec(
     assert len(exchanges) == 7  # token, then POST GET, POST DELETE, POST GET: nothing else
 
 
-def test_token_errors_follow_the_spec(ringcentral_conn_env: RingCentralEmulator, exchanges: list[requests.Response]) -> None:
+def test_token_errors_follow_the_spec(
+    ringcentral_conn_env: RingCentralEmulator, exchanges: list[requests.Response]
+) -> None:
     openapi = openapi_for(ringcentral_conn_env.url)
     ringcentral_conn_env.reject_jwt()
     ok, _ = RingCentralHook().test_connection()

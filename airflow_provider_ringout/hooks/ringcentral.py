@@ -837,8 +837,27 @@ class RingCentralHook(BaseHook):
     def get_status(self, ringout_id: str) -> RingOutStatus:
         """What the call's status means now (a gone session reads as ``gone``, not as an error)."""
         path = self._ringout_path(ringout_id)
-        response = self._api("GET", path, group=self.GROUP_LIGHT)
-        return classify(None if response is None else self._status_body(response, "GET", path))
+        for attempt in range(self.max_attempts):
+            response = self._api("GET", path, group=self.GROUP_LIGHT)
+            status = self._read_status(response, path, attempt)
+            if status is not None:
+                return status
+            time.sleep(self.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_status(
+        self, response: requests.Response | httpx.Response | None, path: str, attempt: int
+    ) -> RingOutStatus | None:
+        """Classify a status answer; None asks for another read (a garbled 200 from a proxy is transient)."""
+        if response is None:
+            return classify(None)
+        try:
+            return classify(self._status_body(response, "GET", path))
+        except RingCentralAPIError:
+            if attempt + 1 >= self.max_attempts:
+                raise
+            self.log.warning("GET %s answered %s with an unreadable body; reading again.", path, response.status_code)
+            return None
 
     def cancel_ringout(self, ringout_id: str) -> bool:
         """
@@ -997,8 +1016,13 @@ class RingCentralHook(BaseHook):
     async def aget_status(self, ringout_id: str) -> RingOutStatus:
         """Async :meth:`get_status`: never blocks the event loop on the network."""
         path = self._ringout_path(ringout_id)
-        response = await self._aapi("GET", path, group=self.GROUP_LIGHT)
-        return classify(None if response is None else self._status_body(response, "GET", path))
+        for attempt in range(self.max_attempts):
+            response = await self._aapi("GET", path, group=self.GROUP_LIGHT)
+            status = self._read_status(response, path, attempt)
+            if status is not None:
+                return status
+            await asyncio.sleep(self.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def acancel_ringout(self, ringout_id: str) -> bool:
         """Async :meth:`cancel_ringout`."""

@@ -106,3 +106,17 @@ for mode in ("blocking", "deferrable"):
             wait_timeout=8,
             deferrable=mode == "deferrable",
         )
+
+with DAG("operator_killed", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    from datetime import timedelta
+
+    for cancel_on_kill in (True, False):
+        RingOutOperator(
+            task_id=f"cancel_on_kill_{str(cancel_on_kill).lower()}",
+            to_number=SCENARIOS["never_answers"][0],
+            from_number=FROM,
+            poll_interval=POLL,
+            wait_timeout=60,
+            cancel_on_kill=cancel_on_kill,
+            execution_timeout=timedelta(seconds=2),
+        )

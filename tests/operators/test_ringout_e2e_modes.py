@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,8 +115,15 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
         assert "is gone and it is unknown whether it connected; not dialling again" in result.output
 
 
-@pytest.mark.parametrize("mode", ["blocking", "deferrable"])
-@pytest.mark.parametrize("fault", ["429", "token_revoked"])
+FAULTS = ["429", "token_revoked", "503_burst", "reset", "slow_get", "malformed_json", "html", "jwt_revoked", "restart"]
+FAILING_FAULTS = {"jwt_revoked", "restart"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "fault"),
+    [("blocking", f) for f in FAULTS]
+    + [("deferrable", "429"), ("deferrable", "token_revoked"), ("deferrable", "restart")],
+)
 def test_faults_in_the_middle_of_a_wait(
     airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str, fault: str
 ) -> None:
@@ -130,13 +138,34 @@ def test_faults_in_the_middle_of_a_wait(
             time.sleep(0.05)
         if fault == "429":
             emulator.inject("429", path="ring-out-get", retry_after=1)
-        else:
+        elif fault == "token_revoked":
             emulator.revoke_all_tokens()
+        elif fault == "503_burst":
+            emulator.inject("503", path="ring-out-get", times=3)
+        elif fault == "reset":
+            emulator.inject("reset", path="ring-out-get")
+        elif fault == "slow_get":
+            emulator.inject("slow", path="ring-out-get", delay=2.5)  # longer than the 1 s request timeout
+        elif fault in ("malformed_json", "html"):
+            emulator.inject(fault, path="ring-out-get")
+        elif fault == "jwt_revoked":
+            emulator.revoke_all_tokens()
+            emulator.reject_jwt()
+        else:
+            emulator.restart()
 
     striker = threading.Thread(target=strike)
     striker.start()
-    result = run(airflow_home, emulator, f"operator_faults_{mode}")
+    conn = emulator.connection_json(extra={"request_timeout": 1})
+    result = airflow_home.dags_test(f"operator_faults_{mode}", env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": conn})
     striker.join()
+    assert emulator.count(kind="ring-out-create") == 1  # never dialled twice, whatever happened
+    if fault in FAILING_FAULTS:
+        assert result.states["slow_answer"] == "failed"
+        assert emulator.count(kind="ring-out-delete") == 0  # nothing cancelled that could not be
+        expected = "rejected the JWT|invalid_grant" if fault == "jwt_revoked" else "ended before the call connected"
+        assert re.search(expected, result.output), result.output[-3000:]
+        return
     assert result.states["slow_answer"] == "success", result.output[-3000:]
     gets = [r for r in emulator.requests if r.kind == "ring-out-get"]
     if fault == "429":
@@ -144,7 +173,16 @@ def test_faults_in_the_middle_of_a_wait(
         assert statuses.count(429) == 1
         after = gets[statuses.index(429) + 1]
         assert after.time - gets[statuses.index(429)].time >= 1.0  # nothing sent during the penalty
-    else:
+    elif fault == "token_revoked":
         assert 401 in [r.status for r in gets]
         assert emulator.count(kind="token") >= 2
-    assert emulator.count(kind="ring-out-create") == 1
+    elif fault == "503_burst":
+        assert [r.status for r in gets].count(503) == 3
+
+
+def test_killed_task_cancels_its_pending_call(airflow_home: AirflowHome, emulator: RingCentralEmulator) -> None:
+    result = run(airflow_home, emulator, "operator_killed")
+    assert result.states == {"cancel_on_kill_true": "failed", "cancel_on_kill_false": "failed"}
+    assert "AirflowTaskTimeout" in result.output
+    deleted = {r.path.rsplit("/", 1)[-1] for r in emulator.requests if r.kind == "ring-out-delete"}
+    assert deleted == {result.xcom("cancel_on_kill_true", "ringout_id")}

@@ -176,22 +176,27 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == RingOutState.CONNECTED.value
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+    def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
+        """
+        Wait until the call connects (or defer to do so), failing on failure or timeout.
+
+        Returns the RingOut id: on a reconnecting retry the mixin hands this value straight to XCom.
+        """
         ringout_id = str(external_id)
         if self._watch is None or self._watch.ringout_id != ringout_id:
             self._watch = RingOutWatch(ringout_id)
         if not self.wait_for_connection:
-            return
+            return ringout_id
         if self.deferrable:
             self._check_once_then_defer(ringout_id, context)
-            return
+            return ringout_id
         watch = self._watch
         deadline = time.monotonic() + self.wait_timeout
         while True:
             state = self._observe(watch, self.hook.get_status(ringout_id))
             if state is not RingOutState.PENDING:
                 self._finish(state, watch, context)
-                return
+                return ringout_id
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._time_out(watch, context)

@@ -101,6 +101,7 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     if AIRFLOW_V_3_3_PLUS:
         assert posts[answered] == 1  # the retry found the pending call in task_state_store and waited on it
         assert "Reconnecting to existing job" in result.output
+        assert result.xcom("answered") == result.xcom("answered", "ringout_id")  # the id is still the result
     else:
         assert posts[answered] == 2  # documented limitation before Airflow 3.3: no task_state_store
     assert posts[busy] == 2  # the first call failed (busy), so the retry placed a new one

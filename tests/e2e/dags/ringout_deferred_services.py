@@ -9,7 +9,7 @@ No retries, so a failure is final and the test sees exactly one try.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
@@ -36,4 +36,47 @@ for dag_id, (number, wait_timeout, poll_interval) in SCENARIOS.items():
             poll_interval=poll_interval,
             deferrable=True,
             retries=0,
+        )
+
+
+class KilledAfterPlacing(RingOutOperator):
+    """Test double: on its first try the worker process is SIGKILLed right after the call was placed and saved."""
+
+    def poll_until_complete(self, external_id: object, context: object) -> None:
+        import os
+        import signal
+
+        if context["ti"].try_number == 1:  # type: ignore[index]
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().poll_until_complete(external_id, context)  # type: ignore[arg-type]
+
+
+class KilledAfterConnecting(RingOutOperator):
+    """Test double: on its first try the worker is SIGKILLed after it saw the call connect, before it returned."""
+
+    def _finish(self, state: object, watch: object, context: object) -> None:
+        import os
+        import signal
+
+        super()._finish(state, watch, context)  # type: ignore[arg-type]
+        if context["ti"].try_number == 1:  # type: ignore[index]
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# dag_id: (operator class, callee number)
+CRASHES = {
+    "worker_killed_while_pending": (KilledAfterPlacing, "+15550100005"),
+    "worker_killed_after_connect": (KilledAfterConnecting, "+15550100006"),
+}
+
+for dag_id, (operator, number) in CRASHES.items():
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+        operator(
+            task_id="call",
+            to_number=number,
+            from_number=FROM_NUMBER,
+            wait_timeout=60,
+            poll_interval=0.5,
+            retries=1,
+            retry_delay=timedelta(seconds=1),
         )

@@ -560,3 +560,39 @@ def test_any_error_body_parses(text: str, content_type: str) -> None:
 def test_any_json_error_body_parses(data: dict[str, Any]) -> None:
     codes, message = parse_error_body(json.dumps(data), "application/json")
     assert all(isinstance(c, str) for c in codes) and isinstance(message, str)
+
+
+def test_429_on_token_and_delete_waits_and_succeeds(hook: RingCentralHook, emulator: RingCentralEmulator) -> None:
+    emulator.script(TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    emulator.inject("429", path="token", retry_after=1)
+    ringout_id = hook.place_ringout(to_number=TO)["id"]
+    assert [r.status for r in emulator.requests if r.kind == "token"] == [429, 200]
+    emulator.inject("429", path="ring-out-delete", retry_after=1)
+    assert hook.cancel_ringout(ringout_id) is True
+    deletes = [r for r in emulator.requests if r.kind == "ring-out-delete"]
+    assert [r.status for r in deletes] == [429, 204]
+    assert deletes[1].time - deletes[0].time >= 1.0
+
+
+def test_429_without_retry_after_blocks_the_group_for_30_seconds(
+    monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator, isolated_token_cache: Path
+) -> None:
+    hook = use(monkeypatch, emulator, extra={"from_number": FROM})
+    ringout_id = hook.place_ringout(to_number=TO)["id"]
+    emulator.inject("429", path="ring-out-get", retry_after=None)
+    started = time.time()
+    with pytest.raises(RingCentralRateLimitError):
+        RingCentralHook(max_attempts=1).get_status(ringout_id)
+    (rate_file,) = isolated_token_cache.glob("rate-*.json")
+    blocked_until = json.loads(rate_file.read_text())["Light"]["blocked_until"]
+    assert 29 <= blocked_until - started <= 31  # host-wide: no process sends in this group meanwhile
+    assert "Retry-After" not in next(r for r in emulator.requests if r.status == 429).headers
+
+
+def test_get_slower_than_the_timeout_is_read_again(monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator) -> None:
+    hook = use(monkeypatch, emulator, extra={"from_number": FROM, "request_timeout": 0.5})
+    ringout_id = hook.place_ringout(to_number=TO)["id"]
+    emulator.inject("slow", path="ring-out-get", delay=1.5)
+    assert hook.get_status(ringout_id).state is not RingOutState.GONE
+    time.sleep(1.2)  # the slow request is recorded when its handler finishes
+    assert emulator.count(kind="ring-out-get") == 2

@@ -80,8 +80,14 @@ async def phase(kind: str, ids: list[str], base_url: str) -> dict[str, Any]:
 
     polls = 0
     events: list[Any] = []
-    if kind == "triggers":
+    if kind.startswith("triggers"):
         from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+        if kind == "triggers-stubbed-pacer":  # diagnostic only: what a trigger costs without the pacer's file I/O
+            from airflow_provider_ringout.hooks._shared_state import RatePacer
+
+            RatePacer.reserve = lambda self, group: 0.0  # type: ignore[method-assign]
+            RatePacer.observe = lambda self, group, headers, penalty=None: None  # type: ignore[method-assign]
 
         await RingCentralHook().aget_status(ids[0])  # warm: modules, shared client, token in memory
         gc.collect()
@@ -206,7 +212,12 @@ def place_calls(n: int) -> list[str]:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--phase", choices=["triggers", "baseline"], help=argparse_hidden())
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also run the triggers with RatePacer.reserve/observe stubbed out (shows the pacer's share; +60 s)",
+    )
+    p.add_argument("--phase", choices=["triggers", "baseline", "triggers-stubbed-pacer"], help=argparse_hidden())
     p.add_argument("--ids", help=argparse_hidden())
     p.add_argument("--url", help=argparse_hidden())
     p.add_argument("--out", help=argparse_hidden())
@@ -238,7 +249,8 @@ def main() -> None:
         ids_file = home / "ids.json"
         ids_file.write_text(json.dumps(ids))
         results: dict[str, dict[str, Any]] = {}
-        for kind in ("triggers", "baseline"):
+        kinds = ["triggers", "baseline"] + (["triggers-stubbed-pacer"] if args.diagnose else [])
+        for kind in kinds:
             out = home / f"{kind}.json"
             t0 = time.monotonic()
             subprocess.run(
@@ -253,7 +265,7 @@ def main() -> None:
             result["rss_per_unit_kib"] = (result["rss1"] - result["rss0"]) / TRIGGERS / 1024
             results[kind] = result
             print(
-                f"{kind:<8}: {result['emulator_gets']} GETs in {MEASURE:g} s, CPU {result['cpu_s']:.2f} s "
+                f"{kind}: {result['emulator_gets']} GETs in {MEASURE:g} s, CPU {result['cpu_s']:.2f} s "
                 f"= {result['cpu_per_get_us']:.0f} us/GET, RSS +{result['rss_per_unit_kib']:.1f} KiB each, "
                 f"max stall {1000 * result['max_stall_all_s']:.0f} ms (window {1000 * result['max_stall_window_s']:.0f} "
                 f"ms, p99 {1000 * result['p99_stall_window_s']:.1f} ms), events {result['event_count']} "
@@ -293,6 +305,16 @@ def main() -> None:
         trig["rss_per_unit_kib"] < 50,
     )
     report.add("memory per bare-GET coroutine (baseline)", f"{base['rss_per_unit_kib']:.1f} KiB")
+    if "triggers-stubbed-pacer" in results:
+        stub = results["triggers-stubbed-pacer"]
+        report.add(
+            "diagnostic: trigger with RatePacer stubbed, CPU per poll",
+            f"{stub['cpu_per_get_us']:.0f} us ({stub['cpu_per_get_us'] / base['cpu_per_get_us']:.2f}x)",
+        )
+        report.add(
+            "diagnostic: trigger with RatePacer stubbed, longest stall",
+            f"{1000 * stub['max_stall_all_s']:.0f} ms",
+        )
     if trig["event_count"]:
         report.notes.append(f"triggers ended early with events: {trig['events']}")
         report.check("triggers still waiting at the end", f"{TRIGGERS - trig['event_count']}", f"{TRIGGERS}", False)

@@ -203,7 +203,37 @@ def dags_test(
     started = time.monotonic()
     proc = airflow(home, *args, env={**connection_env(rc), **(env or {})})
     result = DagTestRun(dag_id, proc.returncode, proc.stdout, time.monotonic() - started)
-    return read_run(home, dag_id, result)
+    read_run(home, dag_id, result)
+    assert_no_secret_leaked(home, rc, result)
+    return result
+
+
+def assert_no_secret_leaked(home: Path, rc: RingCentralEmulator, result: DagTestRun) -> None:
+    """
+    The client secret, the JWT and every token the emulator issued appear nowhere a user can see: the run's
+    output and exception texts, task log files, XCom values, and rendered template fields.
+    """
+    from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT
+
+    secrets = {"client secret": TEST_CLIENT_SECRET, "JWT": TEST_JWT}
+    secrets.update({f"token #{i}": token for i, token in enumerate(rc.issued_tokens)})
+    db = sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True)
+    try:
+        rendered = [row[0] for row in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
+    finally:
+        db.close()
+    places = {
+        "output": result.output,
+        "xcom": json.dumps(list(result.xcoms.values()), default=str),
+        "rendered fields": json.dumps(rendered, default=str),
+        "log files": "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file())
+        if (home / "logs").exists()
+        else "",
+    }
+    assert rc.issued_tokens, "no token issued: nothing would have been checked"
+    assert rendered, "no rendered template fields recorded: nothing would have been checked"
+    leaks = [f"{name} in {place}" for place, text in places.items() for name, secret in secrets.items() if secret in text]
+    assert leaks == [], leaks
 
 
 # --- what "RingCentral" saw --------------------------------------------------------------------------

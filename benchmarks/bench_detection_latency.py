@@ -28,9 +28,8 @@ import sqlite3
 import subprocess
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from _common import (
     AIRFLOW,
@@ -45,6 +44,9 @@ from _common import (
     quiet_logs,
     use_connection,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 POLL = 2.0
 SAMPLES = 10

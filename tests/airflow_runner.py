@@ -14,6 +14,13 @@ from typing import Any
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
+def dags_test_needs_reserialize() -> bool:
+    """Before Airflow 3.3 (seen on 3.0) ``airflow dags test`` reads DAGs from the database: serialise them first."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    return not AIRFLOW_V_3_3_PLUS
+
+
 @dataclass
 class DagRunResult:
     """What one ``airflow dags test`` left behind."""
@@ -60,6 +67,8 @@ class AirflowHome:
         args = ["dags", "test", dag_id]
         if conf is not None:
             args += ["-c", json.dumps(conf)]
+        if dags_test_needs_reserialize():
+            self.run_cli("dags", "reserialize", env=env)
         proc = self.run_cli(*args, env=env)
         result = DagRunResult(proc.returncode, proc.stdout + proc.stderr)
         self._read_back(dag_id, result)

@@ -456,7 +456,7 @@ class RingCentralHook(BaseHook):
         _mask(token.access_token)
         return token
 
-    def _login(self, *, wait_on_rate_limit: bool = True) -> Token:
+    def _login(self, *, wait_on_rate_limit: bool = True, attempts: int | None = None) -> Token:
         """Exchange the JWT for an access token (JWT bearer grant, client credentials in HTTP Basic)."""
         global _oauthlib_filter_installed
         from requests_oauthlib import OAuth2Session
@@ -509,7 +509,9 @@ class RingCentralHook(BaseHook):
             return response
 
         started = time.time()
-        response = self._send("POST", TOKEN_PATH, self.GROUP_AUTH, send, idempotent=True, wait=wait_on_rate_limit)
+        response = self._send(
+            "POST", TOKEN_PATH, self.GROUP_AUTH, send, idempotent=True, wait=wait_on_rate_limit, attempts=attempts
+        )
         if response.status_code != 200:
             self._raise_for_response(response, "POST", TOKEN_PATH, auth=True)
         expires_in = float(received.get("expires_in") or 3600)
@@ -526,14 +528,15 @@ class RingCentralHook(BaseHook):
 
     # --- sending, pacing, retrying -------------------------------------------------------------------
 
-    def _retry_policy(self, method: str) -> Retry:
+    def _retry_policy(self, method: str, attempts: int | None = None) -> Retry:
         """urllib3's Retry decides: POST ring-out only after 429/503 (not processed); GET/DELETE after any 5xx."""
         statuses = (429, 503) if method == "POST" else (429, 500, 502, 503, 504)
+        retries = (attempts or self.max_attempts) - 1
         return Retry(
-            total=self.max_attempts - 1,
-            connect=self.max_attempts - 1,
-            read=self.max_attempts - 1,
-            status=self.max_attempts - 1,
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
             other=0,
             allowed_methods=frozenset({"GET", "DELETE", "POST"}),
             status_forcelist=statuses,
@@ -582,16 +585,18 @@ class RingCentralHook(BaseHook):
         *,
         idempotent: bool,
         wait: bool = True,
+        attempts: int | None = None,
     ) -> requests.Response:
         """
-        Send through the pacer with retries; returns the last response (maybe an error for the caller to raise).
+        Send through the pacer with retries (``attempts`` sends at most, default ``max_attempts``); returns the last response (maybe an error for the caller to raise).
 
         A request that is not idempotent (POST ring-out) is resent only after an answer that says it was not
         processed (429, 503) or a failure to connect; after a timeout or a dropped connection it may already
         ring, so :class:`RingOutUnconfirmedError` is raised instead.
         """
         url = self.credentials.server_url + path
-        retry = self._retry_policy(method)
+        attempts = attempts or self.max_attempts
+        retry = self._retry_policy(method, attempts)
         while True:
             self._wait_turn(group, wait=wait)
             try:
@@ -612,7 +617,7 @@ class RingCentralHook(BaseHook):
                 if decision is None:
                     raise RingCentralAPIError(
                         f"could not reach {self.credentials.server_url} ({type(exc).__name__}) after "
-                        f"{self.max_attempts} attempts; check the connection's Server URL and the network",
+                        f"{attempts} attempt(s); check the connection's Server URL and the network",
                         method=method,
                         path=path,
                     ) from None
@@ -893,7 +898,7 @@ class RingCentralHook(BaseHook):
         try:
             creds = parse_connection(self.get_connection(self.ringcentral_conn_id))
             self.__dict__["credentials"] = creds
-            token = self._login(wait_on_rate_limit=False)
+            token = self._login(wait_on_rate_limit=False, attempts=1)  # a Test button answers at once
         except RingCentralConfigError as exc:
             return False, str(exc)
         except RingCentralAPIError as exc:
@@ -936,7 +941,7 @@ class RingCentralHook(BaseHook):
                 "Wait a minute and test again."
             )
         if exc.status_code is None:
-            return f"Could not reach {server}: {exc.api_message}."
+            return exc.api_message[:1].upper() + exc.api_message[1:] + "."
         if not exc.error_codes:
             return (
                 f"The server at {server} did not answer like RingCentral (HTTP {exc.status_code}): "

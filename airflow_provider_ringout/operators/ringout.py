@@ -151,6 +151,7 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """How the call of an earlier try stands: pending, connected or failed (a retry reconnects or redials)."""
         ringout_id = str(external_id)
+        context["ti"].xcom_push(key="ringout_id", value=ringout_id)  # a retry starts with its XComs cleared
         store = context.get("task_state_store")
         remembered = store.get(OUTCOME_KEY) if store is not None else None
         if remembered in (RingOutState.CONNECTED.value, RingOutState.FAILED.value):

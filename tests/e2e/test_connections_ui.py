@@ -8,9 +8,11 @@ hide the JWT); a RingCentralEmulator in this process; headless Chromium (Debian'
 by Playwright. The test clicks Admin > Connections > Add Connection, picks "RingCentral" and checks the form
 (relabelled fields, the production URL as placeholder, masked secrets, schema and port hidden), saves it for the
 emulator, presses Test (success), saves a JWT the emulator rejects and presses Test again (the hook's
-explanation), restores it, reopens the form (secrets still masked, values kept), then checks outside the browser
-that ``extra`` holds ``jwt`` and ``from_number`` where ``parse_connection`` reads them and that
-``RingCentralHook.test_connection()`` in a separate process with the same AIRFLOW_HOME returns True.
+explanation), restores it, reopens the form (secrets still masked, values kept), changes only the From number
+(the JWT left as "***" keeps its stored value) and tests again, then checks outside the browser that ``extra``
+holds ``jwt`` and ``from_number`` where ``parse_connection`` reads them, that the REST API shows the JWT as
+"***", and that ``RingCentralHook.test_connection()`` in a separate process with the same AIRFLOW_HOME returns
+True. The emulator confirms that testing never placed a call.
 
 Airflow 3.3.1 and 3.3.2 answer the Test button "400 Bad Request" for every connection stored without a port (the
 UI sends ``port: 0``; apache/airflow#73298). When that exact answer comes back, the test stores the port
@@ -19,7 +21,7 @@ through the REST API, as docs/connection.md tells users to, and presses Test aga
 Screenshots go to ``docs/screenshots/`` (the connection guide shows them). Skipped, with the reason, when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing; never runs ``playwright install``.
 
-Run: ``pytest tests/e2e/test_connections_ui.py -q -p no:cacheprovider`` (about 40 seconds).
+Run: ``pytest tests/e2e/test_connections_ui.py -q -p no:cacheprovider`` (about 45 seconds).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ import pytest
 from airflow_provider_ringout import PRODUCTION_SERVER_URL
 from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT, RingCentralEmulator
 
+try:
+    from playwright import sync_api as playwright_sync
+except ImportError as exc:  # not installed, or installed without its dependencies
+    pytest.skip(
+        f"playwright is not usable ({exc}); pip install playwright (the browser is Debian's /usr/bin/chromium)",
+        allow_module_level=True,
+    )
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -66,9 +76,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"),
 ]
 
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright; the browser is Debian's)"
-)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"

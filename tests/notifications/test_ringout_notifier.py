@@ -23,6 +23,7 @@ import pytest
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.testing import CallScript, Outcome
+from tests.airflow_runner import dags_test_needs_reserialize
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -366,6 +367,8 @@ def dags_test(dag_id: str, dags: Path, home: Path, emulator: RingCentralEmulator
         "RINGOUT_EXAMPLE_NOTIFIER_TIMEOUT": "3",
     }
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    if dags_test_needs_reserialize():
+        subprocess.run([AIRFLOW, "dags", "reserialize"], env=env, capture_output=True, timeout=120, check=False)
     result = subprocess.run(
         [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=120, check=False
     )

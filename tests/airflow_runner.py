@@ -14,6 +14,14 @@ from typing import Any
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
+def decode_xcom(raw: Any) -> Any:
+    """An XCom value as stored in the metadata DB: JSON text (Airflow 3.0 wraps it in one more JSON string)."""
+    value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        value = json.loads(value)
+    return value
+
+
 def dags_test_needs_reserialize() -> bool:
     """Before Airflow 3.3 (seen on 3.0) ``airflow dags test`` reads DAGs from the database: serialise them first."""
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
@@ -89,4 +97,4 @@ class AirflowHome:
                 "SELECT task_id, map_index, key, value FROM xcom WHERE dag_run_id = ?", (run[0],)
             ):
                 name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
-                result.xcoms[(name, key)] = json.loads(value) if isinstance(value, (str, bytes)) else value
+                result.xcoms[(name, key)] = decode_xcom(value)

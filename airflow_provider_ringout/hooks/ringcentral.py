@@ -46,7 +46,14 @@ from airflow_provider_ringout.hooks._shared_state import (
     default_cache_dir,
 )
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
-from airflow_provider_ringout.status import CancelOutcome, RingOutStatus, cancel_outcome, classify
+from airflow_provider_ringout.status import (
+    CancelOutcome,
+    RingOutState,
+    RingOutStatus,
+    RingOutWatch,
+    cancel_outcome,
+    classify,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -849,6 +856,29 @@ class RingCentralHook(BaseHook):
                 return status
             time.sleep(self.backoff_factor * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def observe(self, watch: RingOutWatch) -> RingOutState:
+        """Read the call's status into ``watch`` (logging it when it changed) and return what it resolves to."""
+        previous = watch.last
+        status = self.get_status(watch.ringout_id)
+        state = watch.observe(status)
+        if status != previous:
+            self.log.info("RingOut %s status: %s", watch.ringout_id, status.describe())
+        return state
+
+    def wait_for_ringout(self, watch: RingOutWatch, *, timeout: float, poll_interval: float) -> RingOutState:
+        """
+        Poll until the call connects or fails, or ``timeout`` seconds pass (then it returns ``PENDING``).
+
+        A session that disappears resolves through ``watch``: connected if it was seen connected, else failed.
+        """
+        deadline = time.monotonic() + timeout
+        while (state := self.observe(watch)) is RingOutState.PENDING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(poll_interval, remaining))
+        return state
 
     def _read_status(
         self, response: requests.Response | httpx.Response | None, path: str, attempt: int

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
-import time
 from collections import OrderedDict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
 from airflow_provider_ringout.exceptions import RingCentralAuthError, RingCentralConfigError, RingOutUnconfirmedError
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 _ALERTED: OrderedDict[Hashable, None] = OrderedDict()
 _ALERTED_LOCK = threading.Lock()
 _ALERTED_MAX = 4096
-_MAX_PER_NUMBER_TIMEOUT = 3600.0
+_MAX_PER_NUMBER_WAIT = timedelta(hours=1)
 
 
 def _claim_alert(key: Hashable) -> bool:
@@ -51,16 +52,7 @@ def _masked(number: Any) -> str:
     return mask_phone_number(number) if isinstance(number, str) else f"<not a number: {type(number).__name__}>"
 
 
-def _positive_seconds(value: Any, name: str) -> float:
-    """A duration parameter in seconds: a positive number, at most an hour (checked when the DAG is parsed)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= _MAX_PER_NUMBER_TIMEOUT:
-        raise RingCentralConfigError(
-            f"{name} must be a number of seconds, more than 0 and at most {_MAX_PER_NUMBER_TIMEOUT:g}; got {value!r}."
-        )
-    return float(value)
-
-
-class RingOutNotifier(BaseNotifier):
+class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
     """
     Place a RingOut call as an alert; usable as ``on_failure_callback`` (or any other callback) of a DAG or task.
 
@@ -108,8 +100,8 @@ class RingOutNotifier(BaseNotifier):
         self.ringcentral_conn_id = ringcentral_conn_id
         self.wait_for_connection = bool(wait_for_connection)
         # Static settings are checked now, so a mistake is a DAG import error rather than a silent failed alert.
-        self.per_number_timeout = _positive_seconds(per_number_timeout, "per_number_timeout")
-        self.poll_interval = _positive_seconds(poll_interval, "poll_interval")
+        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=_MAX_PER_NUMBER_WAIT)
+        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=_MAX_PER_NUMBER_WAIT)
 
     # --- entry points ----------------------------------------------------------------------------------
 
@@ -202,11 +194,6 @@ class RingOutNotifier(BaseNotifier):
             tuple(repr(n) for n in numbers),
         )
 
-    def _hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
-
     def _alert(self, numbers: list[Any]) -> None:
         valid: list[str] = []
         for position, number in enumerate(numbers, start=1):
@@ -220,7 +207,7 @@ class RingOutNotifier(BaseNotifier):
         if not valid:
             self.log.error("RingOut alert FAILED: no valid number to call in to_numbers; no call was placed.")
             return
-        hook = self._hook()
+        hook = self.hook
         try:  # the connection, from_number and caller_id are common to every call: check them once
             hook.credentials  # noqa: B018 (reads and checks the connection)
             hook.build_ringout_request(to_number=valid[0], from_number=self.from_number, caller_id=self.caller_id)
@@ -267,17 +254,12 @@ class RingOutNotifier(BaseNotifier):
             return "done"
 
         watch = RingOutWatch(ringout_id)
-        state = watch.observe(classify(body))
-        deadline = time.monotonic() + self.per_number_timeout
-        while state is RingOutState.PENDING:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(self.poll_interval, remaining))
-            try:
-                state = watch.observe(hook.get_status(ringout_id))
-            except Exception as exc:  # a status read that fails does not end the wait
-                self.log.warning("RingOut alert: could not read the status of RingOut %s: %s", ringout_id, exc)
+        watch.observe(classify(body))
+        try:
+            state = hook.wait_for_ringout(watch, timeout=self.per_number_timeout, poll_interval=self.poll_interval)
+        except Exception as exc:  # the status could not be read: treat as unanswered, so it is cancelled
+            self.log.warning("RingOut alert: could not read the status of RingOut %s: %s", ringout_id, exc)
+            state = RingOutState.PENDING
         if state is RingOutState.CONNECTED:
             self.log.info("RingOut alert delivered: %s answered (RingOut %s).", masked, ringout_id)
             return "done"

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_ringout.exceptions import (
-    RingCentralConfigError,
-    RingOutFailedError,
-    RingOutTimeoutError,
-)
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
+from airflow_provider_ringout.exceptions import RingOutFailedError, RingOutTimeoutError
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
@@ -21,23 +17,9 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
 # Outcome remembered in task_state_store, so a retry knows how the call ended even once RingCentral forgot it.
 OUTCOME_KEY = "ringout_outcome"
-MAX_WAIT = timedelta(hours=24)
-
-
-def seconds(value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAIT) -> float:
-    """Check a duration parameter (seconds or timedelta): positive and not absurd."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
-        raise RingCentralConfigError(f"{name} must be a number of seconds or a timedelta; got {value!r}.")
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not 0 < result <= maximum.total_seconds():
-        raise RingCentralConfigError(
-            f"{name} must be more than 0 and at most {maximum.total_seconds():.0f} seconds; got {result:g}."
-        )
-    return result
 
 
 def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
@@ -52,7 +34,7 @@ def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome
     return f"RingOut {ringout_id} did not connect within {waited:g} s; {what} ({watch.describe()})."
 
 
-class RingOutOperator(ResumableJobMixin, BaseOperator):
+class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     """
     Place a RingOut (ring ``from_number``, then connect it to ``to_number``) and wait until it connects.
 
@@ -114,12 +96,6 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         self.deferrable = deferrable
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
-
-    @cached_property
-    def hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
 
     def execute(self, context: Context) -> str:
         # Check the connection and the rendered numbers before anything is sent (or a retry reconnects).
@@ -191,25 +167,11 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         if self.deferrable:
             self._check_once_then_defer(ringout_id, context)
             return ringout_id
-        watch = self._watch
-        deadline = time.monotonic() + self.wait_timeout
-        while True:
-            state = self._observe(watch, self.hook.get_status(ringout_id))
-            if state is not RingOutState.PENDING:
-                self._finish(state, watch, context)
-                return ringout_id
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._time_out(watch, context)
-            time.sleep(min(self.poll_interval, remaining))
-
-    def _observe(self, watch: RingOutWatch, status: RingOutStatus) -> RingOutState:
-        """Record a reading, logging it when it differs from the last one."""
-        previous = watch.last
-        state = watch.observe(status)
-        if status != previous:
-            self.log.info("RingOut %s status: %s", watch.ringout_id, status.describe())
-        return state
+        state = self.hook.wait_for_ringout(self._watch, timeout=self.wait_timeout, poll_interval=self.poll_interval)
+        if state is RingOutState.PENDING:
+            self._time_out(self._watch, context)
+        self._finish(state, self._watch, context)
+        return ringout_id
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
         return str(external_id)
@@ -245,7 +207,7 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
         assert self._watch is not None
-        state = self._observe(self._watch, self.hook.get_status(ringout_id))
+        state = self.hook.observe(self._watch)
         if state is not RingOutState.PENDING:
             self._finish(state, self._watch, context)
             return
@@ -283,21 +245,8 @@ class RingOutOperator(ResumableJobMixin, BaseOperator):
             )
         return ringout_id
 
-    def on_kill(self) -> None:
-        """Cancel a call that is still pending when the task is killed, so no phone rings on for nobody."""
-        watch = self._watch
-        if not self.cancel_on_kill or watch is None:
-            return
-        if watch.last is not None and watch.last.state is not RingOutState.PENDING:
-            return
-        self.log.warning("Task killed while RingOut %s was pending: cancelling it.", watch.ringout_id)
-        try:
-            self.hook.cancel_and_confirm(watch.ringout_id)
-        except Exception:
-            self.log.exception("Could not cancel RingOut %s.", watch.ringout_id)
 
-
-class RingOutCancelOperator(BaseOperator):
+class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):
     """
     Cancel a RingOut. Returns True if the call was stopped, False if there was nothing to stop.
 
@@ -324,12 +273,6 @@ class RingOutCancelOperator(BaseOperator):
         self.ringout_id = ringout_id
         self.ringcentral_conn_id = ringcentral_conn_id
         self.fail_if_connected = fail_if_connected
-
-    @cached_property
-    def hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
 
     def execute(self, context: Context) -> bool:
         outcome = self.hook.cancel_and_confirm(self.ringout_id)

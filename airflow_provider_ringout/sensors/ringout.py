@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -14,6 +13,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
 from airflow_provider_ringout.status import RingOutState, RingOutStatus, RingOutWatch
 
@@ -22,10 +22,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
-
-class RingOutSensor(BaseSensorOperator):
+class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
     """
     Wait until the RingOut ``ringout_id`` connects; fail at once if it fails.
 
@@ -62,12 +60,6 @@ class RingOutSensor(BaseSensorOperator):
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
 
-    @cached_property
-    def hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
-
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
             self.hook._ringout_path(self.ringout_id)  # refuses an empty or unrendered id before any request
@@ -76,8 +68,7 @@ class RingOutSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         watch = self._watching()
-        state = watch.observe(self.hook.get_status(watch.ringout_id))
-        self.log.info("RingOut %s: %s.", watch.ringout_id, watch.describe())
+        state = self.hook.observe(watch)
         if state is RingOutState.FAILED:
             raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         return state is RingOutState.CONNECTED
@@ -136,12 +127,3 @@ class RingOutSensor(BaseSensorOperator):
             self.log.warning(
                 "RingOut %s goes on after the sensor timed out (%s).", self._watch.ringout_id, outcome.value
             )
-
-    def on_kill(self) -> None:
-        watch = self._watch
-        if not self.cancel_on_kill or watch is None or (watch.last and watch.last.state is not RingOutState.PENDING):
-            return
-        try:
-            self.hook.cancel_and_confirm(watch.ringout_id)
-        except Exception:
-            self.log.exception("Could not cancel RingOut %s.", watch.ringout_id)

@@ -78,10 +78,10 @@ with DAG("cancel_operator", schedule=None, start_date=START, catchup=False, tags
 class WorkerLostOnFirstTry(RingOutOperator):
     """Test double of a worker that dies mid-wait on its first try (after the call was placed)."""
 
-    def poll_until_complete(self, external_id: object, context: object) -> None:
+    def poll_until_complete(self, external_id: object, context: object) -> str:
         if context["ti"].try_number == 1:  # type: ignore[index]
             raise RuntimeError("simulated worker loss after the POST")
-        super().poll_until_complete(external_id, context)  # type: ignore[arg-type]
+        return super().poll_until_complete(external_id, context)  # type: ignore[arg-type]
 
 
 with DAG("operator_retry", schedule=None, start_date=START, catchup=False, tags=["test"]):

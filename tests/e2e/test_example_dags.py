@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from tests.airflow_runner import dags_test_needs_reserialize
+from tests.airflow_runner import dags_test_needs_reserialize, decode_xcom
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -183,7 +183,7 @@ def read_run(home: Path, dag_id: str, result: DagTestRun) -> DagTestRun:
         for task_id, map_index, key, value in db.execute(
             "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
         ):
-            result.xcoms[(task_id, map_index, key)] = json.loads(value) if isinstance(value, str | bytes) else value
+            result.xcoms[(task_id, map_index, key)] = decode_xcom(value)
     finally:
         db.close()
     return result

@@ -42,13 +42,13 @@ for dag_id, (number, wait_timeout, poll_interval) in SCENARIOS.items():
 class KilledAfterPlacing(RingOutOperator):
     """Test double: on its first try the worker process is SIGKILLed right after the call was placed and saved."""
 
-    def poll_until_complete(self, external_id: object, context: object) -> None:
+    def poll_until_complete(self, external_id: object, context: object) -> str:
         import os
         import signal
 
         if context["ti"].try_number == 1:  # type: ignore[index]
             os.kill(os.getpid(), signal.SIGKILL)
-        super().poll_until_complete(external_id, context)  # type: ignore[arg-type]
+        return super().poll_until_complete(external_id, context)  # type: ignore[arg-type]
 
 
 class KilledAfterConnecting(RingOutOperator):

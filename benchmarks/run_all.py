@@ -5,8 +5,8 @@ Why: the figures in the README must come from one run on one machine, next to th
 the machine they were taken on. Each benchmark runs in its own process (``--json`` collects its rows into
 ``results/``); benchmarks never run in parallel, since they measure time and CPU.
 
-Usage: ``python benchmarks/run_all.py`` (about 10 minutes), ``--only 1,3`` for some, ``--no-readme`` to leave
-the README alone.
+Usage: ``python benchmarks/run_all.py`` (7 to 10 minutes), ``--only 1,3`` for some (the README is then left
+alone), ``--no-readme`` to leave the README alone, ``--table-only`` to rebuild the table from ``results/``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def table(reports: list[dict[str, Any]], total_s: float) -> str:
     """The markdown block that goes between the README markers."""
     info = reports[0]["machine"] if reports else machine()
     lines = [
-        f"Latest run: {info['date']}, {total_s / 60:.1f} min in all. Machine: {describe_machine(info)}.",
+        f"Latest full run: {total_s / 60:.1f} min in all. Machine and start: {describe_machine(info)}.",
         "Shared 2-core machine: other work ran at the same time, so timings carry noise.",
         "",
         "| # | figure | measured | target | |",
@@ -63,8 +63,9 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,3")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite the table in README.md")
+    p.add_argument("--table-only", action="store_true", help="rebuild the README table from results/ without running")
     args = p.parse_args()
-    chosen = args.only.split(",") if args.only else list(SCRIPTS)
+    chosen = [] if args.table_only else (args.only.split(",") if args.only else list(SCRIPTS))
     RESULTS.mkdir(exist_ok=True)
     began = time.monotonic()
     failed = []
@@ -77,14 +78,20 @@ def main() -> None:
         print(f"##### {script}: exit {proc.returncode} after {time.monotonic() - t0:.0f} s", flush=True)
         if proc.returncode != 0:
             failed.append(script)
-    total = time.monotonic() - began
+    run_file = RESULTS / "_run.json"
+    if args.table_only:
+        total = json.loads(run_file.read_text())["seconds"] if run_file.exists() else float("nan")
+    else:
+        total = time.monotonic() - began
+        if not args.only:
+            run_file.write_text(json.dumps({"seconds": total}))
     files = [RESULTS / s.replace(".py", ".json") for s in SCRIPTS.values()]
     reports = [json.loads(f.read_text()) for f in files if f.exists()]
     block = table(reports, total)
     print("\n" + block)
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2))
-    if not args.no_readme and not args.only:
+    if not args.no_readme and (args.table_only or not args.only):
         text = README.read_text()
         if START in text and END in text:
             head, rest = text.split(START, 1)

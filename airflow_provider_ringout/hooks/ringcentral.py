@@ -402,9 +402,12 @@ class RingCentralHook(BaseHook):
 
         if AIRFLOW_V_3_2_PLUS:  # the declarative conn-fields are used instead
             return {}
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import PasswordField, StringField
+        except ImportError:  # no FAB UI installed: nothing can render these widgets anyway
+            return {}
 
         return {
             "jwt": PasswordField(lazy_gettext("JWT"), widget=BS3PasswordFieldWidget()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def make_context(*, try_number: int = 1, **extra: Any) -> Any:
-    """A minimal failure-callback context: a task instance unique to the test, plus any extra keys."""
+    """A minimal failure-callback context: the DAG, a task instance unique to the test, plus any extra keys."""
     ti = SimpleNamespace(
         dag_id="alerting_dag",
         run_id=f"manual__{uuid.uuid4()}",
@@ -49,7 +50,9 @@ def make_context(*, try_number: int = 1, **extra: Any) -> Any:
         try_number=try_number,
         state="failed",
     )
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, **extra}
+    from airflow.sdk import DAG
+
+    return {"dag": DAG("alerting_dag", schedule=None), "ti": ti, "task_instance": ti, "run_id": ti.run_id, **extra}
 
 
 def created(emulator: RingCentralEmulator) -> list[str]:
@@ -315,6 +318,15 @@ def test_numbers_are_rendered_per_call_and_templates_kept(ringcentral_conn_env: 
     assert notifier.to_numbers == ["{{ params.oncall }}"]
 
 
+def _notifier_takes_context() -> bool:
+    import inspect
+
+    from airflow.providers.common.compat.notifier import BaseNotifier
+
+    return "context" in inspect.signature(BaseNotifier.__init__).parameters
+
+
+@pytest.mark.skipif(not _notifier_takes_context(), reason="this Airflow's BaseNotifier has no awaitable form")
 def test_awaitable_form_alerts_too(ringcentral_conn_env: RingCentralEmulator) -> None:
     notifier = fast(to_numbers="{{ params.oncall }}", context=make_context(params={"oncall": THIRD}))
 
@@ -327,7 +339,10 @@ def test_awaitable_form_alerts_too(ringcentral_conn_env: RingCentralEmulator) ->
 
 
 def test_example_dag_uses_the_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     monkeypatch.setenv("RINGOUT_EXAMPLE_NOTIFIER_TIMEOUT", "4")
     bag = DagBag(str(EXAMPLE_DAG))
@@ -438,6 +453,6 @@ def test_dag_level_failure_callback_under_airflow_dags_test(
 
     output = dags_test("ringout_dag_level_probe", dags, airflow_home, ringcentral_emulator, tmp_path)
 
-    assert "Executing on_failure dag callback" in output, output[-3000:]
+    assert re.search(r"Executing (on_failure )?dag callback", output), output[-3000:]  # 3.3 / 3.0 wording
     assert created(ringcentral_emulator) == [THIRD, FIRST], output[-3000:]
     assert "already sent by this process" in output

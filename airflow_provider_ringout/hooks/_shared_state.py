@@ -200,16 +200,21 @@ class RatePacer:
 
     Limits and windows are learned from the ``X-Rate-Limit-*`` headers; a 429 blocks its group for
     ``Retry-After`` seconds for every process. Sends are logged per group so the budget of a window is used
-    fully but not exceeded.
+    fully but not exceeded. A group whose answers carry no such headers (the emulator without limits) is marked
+    unlimited, and then costs one ``stat()`` per request instead of a locked rewrite of the shared file.
     """
 
     # Our clock starts a little before the server's: wait this much longer than the window to stay inside it.
     SLACK = 0.05
+    # Sends remembered while the limit is unknown (it is learned from the first answer's headers).
+    MAX_TRACKED = 100
 
     def __init__(self, state: StateDir, key: str) -> None:
         self.state = state
         self.name = f"rate-{key}"
         self._memory: dict[str, Any] = {}
+        self._view: dict[str, Any] = {}
+        self._seen: tuple[int, int, int] | str | None = "never read"
 
     def _load(self) -> dict[str, Any]:
         data = self.state.read(self.name) if self.state.usable else self._memory
@@ -221,8 +226,32 @@ class RatePacer:
         else:
             self._memory = data
 
+    def _peek(self) -> dict[str, Any]:
+        """The shared state without the lock, re-read only when the file changed (writers replace it atomically)."""
+        if not self.state.usable:
+            return self._memory
+        try:
+            info = os.stat(self.state.path / f"{self.name}.json")
+            signature: tuple[int, int, int] | None = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            signature = None
+        if signature != self._seen:
+            self._view = (self.state.read(self.name) or {}) if signature else {}
+            self._seen = signature
+        return self._view
+
+    def reserve_nowait(self, group: str) -> float | None:
+        """0 when ``group`` is unlimited and not blocked (no lock, no write, safe on an event loop); else None."""
+        entry = self._peek().get(group) or {}
+        if entry.get("unlimited") and not entry.get("limit") and time.time() >= float(entry.get("blocked_until", 0)):
+            return 0.0
+        return None
+
     def reserve(self, group: str) -> float:
         """Record a send in ``group`` and return 0, or return how long to wait before trying again."""
+        fast = self.reserve_nowait(group)
+        if fast is not None:
+            return fast
         with self.state.locked(self.name):
             data = self._load()
             entry = data.setdefault(group, {})
@@ -233,9 +262,9 @@ class RatePacer:
             limit, window = entry.get("limit"), float(entry.get("window", 60))
             sent = [t for t in entry.get("sent", []) if t > now - window - self.SLACK * window]
             if limit and len(sent) >= int(limit):
-                return sent[len(sent) - int(limit)] + window * (1 + self.SLACK) - now
+                return float(sent[len(sent) - int(limit)] + window * (1 + self.SLACK) - now)
             sent.append(now)
-            entry["sent"] = sent
+            entry["sent"] = sent[-(int(limit) if limit else self.MAX_TRACKED) :]
             self._save(data)
             return 0.0
 
@@ -244,6 +273,12 @@ class RatePacer:
         limit, window = headers.get("X-Rate-Limit-Limit"), headers.get("X-Rate-Limit-Window")
         remaining = headers.get("X-Rate-Limit-Remaining")
         if penalty is None and limit is None:
+            entry = self._peek().get(group) or {}
+            if not entry.get("unlimited") and not entry.get("limit"):
+                with self.state.locked(self.name):
+                    data = self._load()
+                    data.setdefault(group, {})["unlimited"] = True
+                    self._save(data)
             return
         with self.state.locked(self.name):
             data = self._load()
@@ -252,6 +287,7 @@ class RatePacer:
             with contextlib.suppress(ValueError):
                 if limit is not None:
                     entry["limit"] = int(limit)
+                    entry.pop("unlimited", None)
                 if window is not None:
                     entry["window"] = float(window)
                 if remaining is not None and int(remaining) <= 0 and penalty is None:
@@ -262,3 +298,10 @@ class RatePacer:
             if penalty is not None:
                 entry["blocked_until"] = max(float(entry.get("blocked_until", 0)), now + penalty)
             self._save(data)
+
+    def needs_lock(self, group: str, headers: Mapping[str, str], status: int) -> bool:
+        """Whether :meth:`observe` of this answer may take the file lock (then keep it off an event loop)."""
+        if status == 429 or headers.get("X-Rate-Limit-Limit") is not None:
+            return True
+        entry = self._peek().get(group) or {}
+        return not entry.get("unlimited") and not entry.get("limit")

@@ -1015,7 +1015,13 @@ class RingCentralHook(BaseHook):
         retry = self._retry_policy(method)
         while True:
             token = await self._atoken(invalid=refused)
-            while (delay := self._pacer.reserve(group)) > 0:
+            # The shared pacer file is locked off the event loop; an unlimited group needs no lock at all.
+            while True:
+                delay = self._pacer.reserve_nowait(group)
+                if delay is None:
+                    delay = await asyncio.to_thread(self._pacer.reserve, group)
+                if delay <= 0:
+                    break
                 await asyncio.sleep(min(delay, 10.0))
             try:
                 response = await client.request(
@@ -1039,7 +1045,13 @@ class RingCentralHook(BaseHook):
             if response.status_code == 401 and refused is None and self._is_token_error(response):
                 refused = token.access_token
                 continue
-            decision = self._after_response(retry, method, url, group, response.status_code, response.headers, True)
+            status_code, headers = response.status_code, response.headers
+            if self._pacer.needs_lock(group, headers, status_code):
+                decision = await asyncio.to_thread(
+                    self._after_response, retry, method, url, group, status_code, headers, True
+                )
+            else:
+                decision = self._after_response(retry, method, url, group, status_code, headers, True)
             if decision is not None:
                 retry, delay = decision
                 if response.status_code != 429:

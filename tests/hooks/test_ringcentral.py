@@ -602,3 +602,33 @@ def test_get_slower_than_the_timeout_is_read_again(
     assert hook.get_status(ringout_id).state is not RingOutState.GONE
     time.sleep(1.2)  # the slow request is recorded when its handler finishes
     assert emulator.count(kind="ring-out-get") == 2
+
+
+def test_unlimited_group_is_paced_without_rewriting_the_shared_file(
+    hook: RingCentralHook, emulator: RingCentralEmulator, isolated_token_cache: Path
+) -> None:
+    ringout_id = hook.place_ringout(to_number=TO)["id"]
+    hook.get_status(ringout_id)  # the first answer has no X-Rate-Limit-* headers: the group is marked unlimited
+    (rate_file,) = isolated_token_cache.glob("rate-*.json")
+    before = rate_file.stat().st_mtime_ns
+    for _ in range(5):
+        hook.get_status(ringout_id)
+    assert rate_file.stat().st_mtime_ns == before
+    assert json.loads(rate_file.read_text())["Light"]["unlimited"] is True
+
+
+def test_learned_limit_paces_sends_host_wide(
+    monkeypatch: pytest.MonkeyPatch, ringcentral_emulator_factory: Any
+) -> None:
+    emulator = ringcentral_emulator_factory(
+        rate_limits={"Heavy": 3, "Light": 50, "Auth": 5, "Medium": 40}, rate_window=2
+    )
+    hook = use(monkeypatch, emulator, extra={"from_number": FROM})
+    emulator.script(TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    started = time.monotonic()
+    for _ in range(5):
+        RingCentralHook().place_ringout(to_number=TO)
+    hook.place_ringout(to_number=TO)
+    assert emulator.count(kind="ring-out-create", status=429) == 0  # paced from X-Rate-Limit-*: never refused
+    assert emulator.count(kind="ring-out-create", status=200) == 6
+    assert time.monotonic() - started >= 2.0  # six calls at three per 2 s window need a second window

@@ -89,6 +89,8 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
 
     answered, busy = SCENARIOS["answered"][0], SCENARIOS["busy"][0]
     emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.2, linger=60))  # still readable at the retry
+    gone = SCENARIOS["session_disappears"][0]
+    emulator.script(gone, CallScript(outcome=Outcome.SESSION_DISAPPEARS, after=0.0))  # gone before the retry
     result = run(airflow_home, emulator, "operator_retry")
     posts = {
         number: sum(
@@ -106,7 +108,6 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
         assert posts[answered] == 2  # documented limitation before Airflow 3.3: no task_state_store
     assert posts[busy] == 2  # the first call failed (busy), so the retry placed a new one
     assert result.states["busy"] == "failed"
-    gone = SCENARIOS["session_disappears"][0]
     gone_posts = sum(
         1 for r in emulator.requests if r.kind == "ring-out-create" and r.json["to"]["phoneNumber"] == gone
     )

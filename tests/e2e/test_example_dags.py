@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -211,6 +212,16 @@ def dags_test(
     return result
 
 
+def without_airflow_ipc_debug(output: str) -> str:
+    """
+    The output less Airflow 3.0's own DEBUG records of its task-runner messages (``Sending request msg=...``,
+    ``Received message from task runner``), which print the values passed to the masker or to XCom verbatim:
+    they are Airflow's plumbing, not something the provider logged (Airflow 3.3 no longer prints them).
+    """
+    ipc = re.compile(r"\[debug\s*\].*(Sending request|Received message from task runner)")
+    return "\n".join(line for line in output.splitlines() if not ipc.search(line))
+
+
 def assert_no_secret_leaked(home: Path, rc: RingCentralEmulator, result: DagTestRun) -> None:
     """
     The client secret, the JWT and every token the emulator issued appear nowhere a user can see: the run's
@@ -225,11 +236,8 @@ def assert_no_secret_leaked(home: Path, rc: RingCentralEmulator, result: DagTest
         rendered = [row[0] for row in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
     finally:
         db.close()
-    # Airflow 3.0's in-process `dags test` supervisor logs its own MaskSecret messages at DEBUG, value included:
-    # those records are Airflow's registration of our secrets with the masker, not something we logged.
-    output = "\n".join(line for line in result.output.splitlines() if "msg=MaskSecret(" not in line)
     places = {
-        "output": output,
+        "output": without_airflow_ipc_debug(result.output),
         "xcom": json.dumps(list(result.xcoms.values()), default=str),
         "rendered fields": json.dumps(rendered, default=str),
         "log files": "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file())
@@ -416,7 +424,7 @@ def test_mapped_calls_and_summary(airflow_home: Path, emulator: RingCentralEmula
     ]
     # Numbers are personal data: the provider logs them masked, and the example does not log its return values.
     for number in numbers:
-        assert number not in run.output, f"{number} appears unmasked in the task logs"
+        assert number not in without_airflow_ipc_debug(run.output), f"{number} appears unmasked in the task logs"
 
     db = sqlite3.connect(f"file:{airflow_home / 'airflow.db'}?mode=ro", uri=True)
     try:
@@ -494,7 +502,10 @@ def test_connection_test_explains_a_bad_jwt(airflow_home: Path, emulator: RingCe
     """A JWT RingCentral rejects: the CLI fails with a message that names the JWT and the fix; no call is placed."""
     proc = connections_test(airflow_home, emulator, jwt=BAD_JWT)
 
-    assert proc.returncode != 0, tail(proc.stdout)
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    if AIRFLOW_V_3_3_PLUS:  # older CLIs print "Connection failed!" and still exit 0
+        assert proc.returncode != 0, tail(proc.stdout)
     assert "Connection failed!" in proc.stdout, tail(proc.stdout)
     assert "RingCentral rejected the JWT" in proc.stdout, tail(proc.stdout)
     assert "Create a new JWT credential" in proc.stdout, tail(proc.stdout)

@@ -14,6 +14,22 @@ from typing import Any
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
+def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
+    """The whole environment of an Airflow subprocess: only what it needs, nothing from the caller's shell."""
+    return {
+        "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
+    }
+
+
 def decode_xcom(raw: Any) -> Any:
     """An XCom value as stored in the metadata DB: JSON text (Airflow 3.0 wraps it in one more JSON string)."""
     value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw

@@ -47,6 +47,7 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
 
 from airflow_provider_ringout import PRODUCTION_SERVER_URL
 from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT, RingCentralEmulator
+from tests.airflow_runner import airflow_env
 
 try:
     from playwright import sync_api as playwright_sync
@@ -101,22 +102,13 @@ SERVER_START_TIMEOUT = 90.0
 
 
 def server_env(home: Path) -> dict[str, str]:
-    """The whole environment of the Airflow processes: only what they need, nothing from the caller's shell."""
+    """The whole environment of the Airflow processes: the API server with the simple auth manager, all admins."""
     return {
-        "PATH": os.pathsep.join([str(AIRFLOW.parent), "/usr/bin", "/bin"]),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TZ": "UTC",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **airflow_env(home, home / "dags"),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "jwt",
-        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
     }
 
 

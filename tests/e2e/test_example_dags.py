@@ -15,7 +15,6 @@ Run: ``pytest tests/e2e/test_example_dags.py -q -p no:cacheprovider -x`` (about 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from tests.airflow_runner import dags_test_needs_reserialize, decode_xcom
+from tests.airflow_runner import airflow_env, dags_test_needs_reserialize, decode_xcom
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -58,19 +57,8 @@ EXAMPLE_DAG_IDS = (
 
 
 def base_env(home: Path) -> dict[str, str]:
-    """The whole environment of an Airflow subprocess: only what it needs, nothing from the caller's shell."""
-    return {
-        "PATH": os.pathsep.join([str(AIRFLOW.parent), "/usr/bin", "/bin"]),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TZ": "UTC",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
-    }
+    """The whole environment of an Airflow subprocess, for the example DAGs."""
+    return airflow_env(home, DAGS_FOLDER)
 
 
 def airflow(home: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -158,7 +158,28 @@ def _extra_field(extra: Mapping[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def parse_connection(conn: Any) -> RingCentralCredentials:
+def _mask(secret: str | None) -> None:
+    """Register a secret with Airflow's masker (and, through it, with the process that writes the logs)."""
+    if secret:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
+
+
+def _mask_in_process(secret: str | None) -> None:
+    """
+    Register a secret with this process's masker only.
+
+    Triggers before Airflow 3.3 must not message the triggerer's supervisor from a worker thread (its comms
+    belong to the event loop and a message from elsewhere breaks them); the trigger runner masks its own logs.
+    """
+    if secret:
+        from airflow.sdk.execution_time.secrets_masker import _secrets_masker
+
+        _secrets_masker().add_mask(secret)
+
+
+def parse_connection(conn: Any, *, mask: Callable[[str | None], None] = _mask) -> RingCentralCredentials:
     """Check a ``ringcentral`` connection field by field; each problem names the field and the fix."""
     conn_id = getattr(conn, "conn_id", None) or "ringcentral_default"
     raw_extra = getattr(conn, "extra", None)
@@ -180,8 +201,8 @@ def parse_connection(conn: Any) -> RingCentralCredentials:
     client_secret = conn.password or ""
     jwt = str(_extra_field(extra, "jwt") or "").strip()
     # Register secrets before anything can log them.
-    _mask(client_secret)
-    _mask(jwt)
+    mask(client_secret)
+    mask(jwt)
     if not client_id:
         raise RingCentralConfigError(
             f"Connection {conn_id!r}: field login (Client ID) is empty; set it to your RingCentral app's client ID."
@@ -223,13 +244,6 @@ def parse_connection(conn: Any) -> RingCentralCredentials:
         from_number=from_number,
         request_timeout=request_timeout,
     )
-
-
-def _mask(secret: str | None) -> None:
-    if secret:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        mask_secret(secret)
 
 
 def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]:
@@ -380,6 +394,7 @@ class RingCentralHook(BaseHook):
         self.max_attempts = max(1, int(max_attempts))
         self.backoff_factor = backoff_factor
         self._token_cache_dir = Path(token_cache_dir) if token_cache_dir else None
+        self._mask: Callable[[str | None], None] = _mask
 
     # --- connection and UI ---------------------------------------------------------------------------
 
@@ -422,10 +437,13 @@ class RingCentralHook(BaseHook):
     async def _acredentials(self) -> RingCentralCredentials:
         """The same, read the async way (for triggers)."""
         if "credentials" not in self.__dict__:
+            from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
             from asgiref.sync import sync_to_async
 
+            if not AIRFLOW_V_3_3_PLUS:
+                self._mask = _mask_in_process
             conn = await sync_to_async(self.get_connection)(self.ringcentral_conn_id)
-            self.__dict__["credentials"] = parse_connection(conn)
+            self.__dict__["credentials"] = parse_connection(conn, mask=self._mask)
         return self.credentials
 
     @cached_property
@@ -463,7 +481,7 @@ class RingCentralHook(BaseHook):
 
     def _token(self, *, invalid: str | None = None) -> Token:
         token = self._tokens.get(self._login, invalid=invalid)
-        _mask(token.access_token)
+        self._mask(token.access_token)
         return token
 
     def _login(self, *, wait_on_rate_limit: bool = True, attempts: int | None = None) -> Token:
@@ -482,8 +500,8 @@ class RingCentralHook(BaseHook):
             with contextlib.suppress(ValueError):
                 body = response.json()
                 if isinstance(body, dict):
-                    _mask(body.get("access_token"))
-                    _mask(body.get("refresh_token"))
+                    self._mask(body.get("access_token"))
+                    self._mask(body.get("refresh_token"))
             if response.status_code != 200:
                 raise _TokenResponseError(response)
             return response

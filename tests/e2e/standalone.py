@@ -136,6 +136,7 @@ class AirflowServices:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-standalone-jwt-secret-not-a-ringcentral-secret",
+            "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-provider-ringout-e2e",  # PyJWT 2.10+ refuses a token without one
             "AIRFLOW__API__SECRET_KEY": "e2e-standalone-api-secret-key",
             # Fast loops, so a test waits seconds, not minutes.
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",

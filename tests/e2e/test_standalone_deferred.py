@@ -19,6 +19,7 @@ Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` 
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 import uuid
@@ -363,7 +364,10 @@ def test_triggerer_restart_keeps_the_wait_and_its_original_deadline(
     exit_status = services.stop("triggerer", signal.SIGTERM, timeout=40)
     stopped_at = time.monotonic()
     assert requests_for(emulator, ringout_id, "ring-out-delete") == [], "the restart cancelled the call"
-    assert "Exiting gracefully upon receiving signal 15" in tail_file(old.log_path, 200), f"exit status {exit_status}"
+    # A graceful stop, as a deploy does it (3.3 says so; 3.0 only logs the end of its trigger loop).
+    assert re.search(
+        r"Exiting gracefully upon receiving signal 15|Exited trigger loop", tail_file(old.log_path, 200)
+    ), f"exit status {exit_status}"
 
     restarted_at = time.monotonic()
     services.start("triggerer")
@@ -408,6 +412,10 @@ def test_triggerer_restart_keeps_the_wait_and_its_original_deadline(
     services.wait_healthy(["triggerer"], timeout=60)
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS,
+    reason="crash-safe retries need Airflow 3.3's task_state_store (and Airflow 3.0 fails a SIGKILLed task without retrying it)",
+)
 @pytest.mark.parametrize("dag_id", list(CRASHES))
 def test_worker_killed_then_retried_never_dials_twice(
     services: AirflowServices, emulator: RingCentralEmulator, dag_id: str
@@ -417,19 +425,14 @@ def test_worker_killed_then_retried_never_dials_twice(
     Airflow retries the task. On Airflow 3.3 the retry finds the call in task_state_store: it reconnects to the
     pending call, or succeeds at once for the connected one. Either way RingCentral gets one POST.
     """
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-
     number = CRASHES[dag_id][1]
     run = trigger(services, dag_id)
     final = run.wait(TERMINAL, timeout=180)
     tries = services.query("SELECT try_number FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run.run_id))
     assert final == "success", f"{run.describe()}\n{run.task_log()[-4000:]}"
     assert tries == [(2,)], tries  # the first try really died and Airflow retried it
-    if AIRFLOW_V_3_3_PLUS:
-        assert len(posts_to(emulator, number)) == 1
-        assert run.xcom() == ringout_id_for(emulator, services, number)
-    else:  # documented limitation: no task_state_store before 3.3, so the retry dials again
-        assert len(posts_to(emulator, number)) == 2
+    assert len(posts_to(emulator, number)) == 1
+    assert run.xcom() == ringout_id_for(emulator, services, number)
 
 
 def test_helper_reports_a_dead_service(tmp_path: Path) -> None:

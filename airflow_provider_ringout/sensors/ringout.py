@@ -71,7 +71,22 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         state = self.hook.observe(watch)
         if state is RingOutState.FAILED:
             raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        if state is RingOutState.PENDING and self.reschedule and self._last_poke_before_timeout(context):
+            # Some Airflow versions fail a timed-out rescheduled sensor before calling it again, so the cancel
+            # must happen on the last poke that runs.
+            self._cancel_after_timeout()
+            raise AirflowSensorTimeout(
+                f"RingOut {watch.ringout_id} did not connect within the sensor's timeout ({watch.describe()})."
+            )
         return state is RingOutState.CONNECTED
+
+    def _last_poke_before_timeout(self, context: Context) -> bool:
+        """Whether the next reschedule would land after ``timeout``."""
+        from airflow.providers.common.compat.sdk import timezone
+
+        started = context["ti"].get_first_reschedule_date(context) or timezone.utcnow()
+        elapsed = (timezone.utcnow() - started).total_seconds()
+        return elapsed + float(self.poke_interval) >= float(self.timeout)
 
     def execute(self, context: Context) -> Any:
         if self.deferrable:

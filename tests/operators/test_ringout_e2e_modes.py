@@ -57,7 +57,26 @@ def test_operator_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator
         assert "running trigger in line" in out
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def _dags_test_records_reschedules() -> bool:
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    return AIRFLOW_V_3_3_PLUS
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "poke",
+        pytest.param(
+            "reschedule",
+            marks=pytest.mark.skipif(
+                not _dags_test_records_reschedules(),
+                reason="Airflow 3.0's `dags test` records no reschedule date, so a rescheduled sensor never times out there",
+            ),
+        ),
+        "deferrable",
+    ],
+)
 def test_sensor_paths(airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str) -> None:
     result = run(airflow_home, emulator, f"sensor_{mode}")
     expected = {"answered": "success", "busy": "failed", "never_answers": "failed", "first_leg_up": "failed"}

@@ -107,7 +107,7 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
     answered, busy = SCENARIOS["answered"][0], SCENARIOS["busy"][0]
-    emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.2, linger=60))  # still readable at the retry
+    emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.0, linger=60))  # busy before the retry, still readable
     gone = SCENARIOS["session_disappears"][0]
     emulator.script(gone, CallScript(outcome=Outcome.SESSION_DISAPPEARS, after=0.0))  # gone before the retry
     result = run(airflow_home, emulator, "operator_retry")

@@ -280,16 +280,13 @@ def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]
     return unique_codes, "; ".join(dict.fromkeys(messages)) or "no error message given"
 
 
-class _JWTBearerClient:
+def _jwt_bearer_client(client_id: str) -> Any:
     """An oauthlib client for RFC 7523's JWT bearer grant (oauthlib ships none for a ready-made assertion)."""
+    from oauthlib.oauth2 import BackendApplicationClient
 
-    @staticmethod
-    def create(client_id: str) -> Any:
-        from oauthlib.oauth2 import BackendApplicationClient
-
-        client = BackendApplicationClient(client_id)
-        client.grant_type = JWT_GRANT
-        return client
+    client = BackendApplicationClient(client_id)
+    client.grant_type = JWT_GRANT
+    return client
 
 
 class _DropSecretDebugRecords(logging.Filter):
@@ -493,7 +490,7 @@ class RingCentralHook(BaseHook):
             logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_DropSecretDebugRecords())
             _oauthlib_filter_installed = True
         creds = self.credentials
-        oauth = OAuth2Session(client=_JWTBearerClient.create(creds.client_id))
+        oauth = OAuth2Session(client=_jwt_bearer_client(creds.client_id))
         oauth.headers["User-Agent"] = self.user_agent
 
         def reject_errors(response: requests.Response) -> requests.Response:

@@ -107,7 +107,8 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
     answered, busy = SCENARIOS["answered"][0], SCENARIOS["busy"][0]
-    emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.0, linger=60))  # busy before the retry, still readable
+    # Busy before the retry looks, and still readable then.
+    emulator.script(busy, CallScript(outcome=Outcome.BUSY, after=0.0, linger=60))
     gone = SCENARIOS["session_disappears"][0]
     emulator.script(gone, CallScript(outcome=Outcome.SESSION_DISAPPEARS, after=0.0))  # gone before the retry
     result = run(airflow_home, emulator, "operator_retry")

@@ -372,7 +372,7 @@ class RingCentralHook(BaseHook):
     conn_type = "ringcentral"
     hook_name = "RingCentral"
 
-    # Rate-limit groups of the calls we make (RingCentral's x-throttling-group).
+    # RingCentral's rate-limit (throttling) group of each call we make.
     GROUP_AUTH: ClassVar[str] = "Auth"
     GROUP_HEAVY: ClassVar[str] = "Heavy"
     GROUP_LIGHT: ClassVar[str] = "Light"

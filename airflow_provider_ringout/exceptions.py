@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,8 +56,12 @@ class RingCentralRateLimitError(RingCentralAPIError):
     """RingCentral kept answering 429 after the allowed number of waits."""
 
 
-class RingOutUnconfirmedError(RingCentralAPIError):
-    """The ring-out POST may have been processed but its answer was lost; it is never sent again blindly."""
+class RingOutUnconfirmedError(RingCentralAPIError, AirflowFailException):
+    """
+    The ring-out POST may have been processed but its answer was lost; it is never sent again blindly.
+
+    It is an ``AirflowFailException``: Airflow does not retry the task, so no later try dials again.
+    """
 
 
 class RingOutFailedError(RingOutError):
@@ -67,6 +71,15 @@ class RingOutFailedError(RingOutError):
         self.ringout_id = ringout_id
         self.status = status
         super().__init__(message)
+
+
+class RingOutOutcomeUnknownError(RingOutFailedError, AirflowFailException):
+    """
+    The call's session vanished before it was seen connected or failing: it may have connected.
+
+    It is an ``AirflowFailException``: Airflow does not retry the task, so no later try dials again (clear the
+    task to call deliberately).
+    """
 
 
 class RingOutTimeoutError(RingOutError):

@@ -4,7 +4,8 @@ What a RingOut status means, decided in one place for the operator, the sensor, 
 RingCentral reports three fields (``callStatus``, ``callerStatus`` for the first leg, ``calleeStatus`` for the
 second). :func:`classify` turns them, or a vanished session (HTTP 404), into one :class:`RingOutState`;
 :class:`RingOutWatch` remembers whether the call was ever seen connected, so that a session that later
-disappears resolves to connected (a normal end) or failed (it never connected).
+disappears resolves to connected (a normal end), failed (it was seen failing) or unknown (it vanished before
+this watch saw it connect or fail: it may have connected, so nobody may dial it again).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class RingOutState(str, enum.Enum):
     CONNECTED = "connected"
     FAILED = "failed"
     GONE = "gone"
+    UNKNOWN = "unknown"  # the session vanished before it was seen connected or failing: it may have connected
+
+    @property
+    def is_final(self) -> bool:
+        """Whether waiting on is pointless (connected, failed or unknown)."""
+        return self in (RingOutState.CONNECTED, RingOutState.FAILED, RingOutState.UNKNOWN)
 
 
 CONNECTED_CALL_VALUES = frozenset({"success", "finished"})
@@ -132,8 +139,9 @@ class RingOutWatch:
     """
     Follows one call across readings and resolves "gone" by its history.
 
-    A session that disappears after a connected reading ended normally (connected); one that disappears
-    before ever connecting failed.
+    A session that disappears after a connected reading ended normally (connected); one that disappears after a
+    failing reading failed; one that disappears before either was seen has an unknown outcome (it may have
+    connected between two readings), which must never lead to a second call.
     """
 
     def __init__(self, ringout_id: str, *, seen_connected: bool = False) -> None:
@@ -142,25 +150,42 @@ class RingOutWatch:
         self.last: RingOutStatus | None = None
 
     def observe(self, status: RingOutStatus) -> RingOutState:
-        """Record a reading and return the state it resolves to: pending, connected or failed."""
+        """Record a reading and return the state it resolves to: pending, connected, failed or unknown."""
         if status.state is not RingOutState.GONE or self.last is None:
             self.last = status
         if status.state is RingOutState.CONNECTED:
             self.seen_connected = True
             return RingOutState.CONNECTED
         if status.state is RingOutState.GONE:
-            return RingOutState.CONNECTED if self.seen_connected else RingOutState.FAILED
+            if self.seen_connected:
+                return RingOutState.CONNECTED
+            if self.last is not None and self.last.state is RingOutState.FAILED:
+                return RingOutState.FAILED
+            return RingOutState.UNKNOWN
         return status.state
 
     def describe(self) -> str:
         """The last statuses seen, for messages (a 404 does not hide the last real reading)."""
         return self.last.describe() if self.last else "no status read yet"
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """Whether the session vanished before it was seen connected or failing (it may have connected)."""
+        return (
+            not self.seen_connected
+            and self.last is not None
+            and self.last.state in (RingOutState.PENDING, RingOutState.GONE)
+        )
+
     def failure_message(self) -> str:
-        """Why the call failed, with the three statuses."""
-        gone = self.last is not None and self.last.state is not RingOutState.FAILED
-        why = "the RingOut session ended before the call connected" if gone else "the call did not connect"
-        return f"RingOut {self.ringout_id} failed: {why} ({self.describe()})."
+        """Why the call did not (knowingly) connect, with the three statuses."""
+        if self.outcome_unknown:
+            return (
+                f"RingOut {self.ringout_id}: its session ended before the call was seen connected or failing, so "
+                f"it may have connected; it is not dialled again ({self.describe()}). "
+                "Clear the task to place a new call deliberately."
+            )
+        return f"RingOut {self.ringout_id} failed: the call did not connect ({self.describe()})."
 
 
 class CancelOutcome(str, enum.Enum):

@@ -84,10 +84,20 @@ def test_watch_resolves_gone_by_history() -> None:
     assert connected_then_gone.observe(classify(None)) is RingOutState.CONNECTED
     never_connected = RingOutWatch("2")
     assert never_connected.observe(classify(body("InProgress"))) is RingOutState.PENDING
-    assert never_connected.observe(classify(None)) is RingOutState.FAILED
+    assert never_connected.observe(classify(None)) is RingOutState.UNKNOWN  # it may have connected unseen
     message = never_connected.failure_message()
-    assert "ended before the call connected" in message
+    assert "may have connected; it is not dialled again" in message
     assert "callStatus=InProgress, callerStatus=InProgress, calleeStatus=InProgress" in message  # last real reading
+
+
+def test_watch_keeps_a_seen_failure_when_the_session_vanishes() -> None:
+    seen_failing = RingOutWatch("3")
+    assert seen_failing.observe(classify(body("InProgress", "Success", "Busy"))) is RingOutState.FAILED
+    assert seen_failing.observe(classify(None)) is RingOutState.FAILED
+    assert not seen_failing.outcome_unknown
+    gone_at_first_read = RingOutWatch("4")
+    assert gone_at_first_read.observe(classify(None)) is RingOutState.UNKNOWN
+    assert gone_at_first_read.outcome_unknown
 
 
 def test_failure_message_shows_three_statuses() -> None:

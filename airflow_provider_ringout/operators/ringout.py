@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
-from airflow_provider_ringout.exceptions import RingOutFailedError, RingOutTimeoutError
+from airflow_provider_ringout.exceptions import RingOutFailedError, RingOutOutcomeUnknownError, RingOutTimeoutError
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
@@ -134,17 +134,9 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             return str(remembered)
         self._watch = RingOutWatch(ringout_id)
         state = self._watch.observe(self.hook.get_status(ringout_id))
-        if (
-            state is RingOutState.FAILED
-            and self._watch.last is not None
-            and self._watch.last.state is RingOutState.GONE
-        ):
+        if state is RingOutState.UNKNOWN:
             # Gone before this try saw it: it may have connected while no worker watched. Never ring twice.
-            raise RingOutFailedError(
-                f"RingOut {ringout_id} from an earlier try is gone and it is unknown whether it connected; "
-                "not dialling again. Clear the task to place a new call.",
-                ringout_id=ringout_id,
-            )
+            raise RingOutOutcomeUnknownError(self._watch.failure_message(), ringout_id=ringout_id)
         return state.value
 
     def is_job_active(self, status: str) -> bool:
@@ -188,6 +180,8 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         if state is RingOutState.CONNECTED:
             self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
             return
+        if state is RingOutState.UNKNOWN:
+            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
 
     def _time_out(self, watch: RingOutWatch, context: Context) -> None:
@@ -236,6 +230,8 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             self._finish(RingOutState.CONNECTED, watch, context)
         elif kind == "failed":
             self._finish(RingOutState.FAILED, watch, context)
+        elif kind == "unknown":
+            self._finish(RingOutState.UNKNOWN, watch, context)
         elif kind == "timeout":
             self._time_out(watch, context)
         else:

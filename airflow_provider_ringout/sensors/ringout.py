@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
-from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
+from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
 from airflow_provider_ringout.status import RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         watch = self._watching()
         state = self.hook.observe(watch)
+        if state is RingOutState.UNKNOWN:
+            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         if state is RingOutState.FAILED:
             raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         if state is RingOutState.PENDING and self.reschedule and self._last_poke_before_timeout(context):
@@ -129,6 +131,8 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             return
         if kind == "failed":
             raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        if kind == "unknown":
+            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         if kind == "timeout":
             self._cancel_after_timeout()
             raise AirflowSensorTimeout(f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}).")

@@ -18,7 +18,7 @@ class RingOutTrigger(BaseTrigger):
     """
     Poll a RingOut until it connects, fails, or ``end_time`` (wall clock, epoch seconds) passes.
 
-    Yields one event: ``{"status": "connected"|"failed"|"timeout"|"error", "ringout_id", "ringout_status",
+    Yields one event: ``{"status": "connected"|"failed"|"unknown"|"timeout"|"error", "ringout_id", "ringout_status",
     "seen_connected", "message"}``. The deadline is absolute, so a triggerer restart resumes the same wait. On
     Airflow 3.3+, ``on_kill`` cancels a pending call when a user marks the task failed or clears it; a
     triggerer restart never cancels anything.
@@ -83,8 +83,8 @@ class RingOutTrigger(BaseTrigger):
                 if state is RingOutState.CONNECTED:
                     yield self._event("connected", f"RingOut {self.ringout_id} connected ({self.watch.describe()}).")
                     return
-                if state is RingOutState.FAILED:
-                    yield self._event("failed", self.watch.failure_message())
+                if state in (RingOutState.FAILED, RingOutState.UNKNOWN):
+                    yield self._event(state.value, self.watch.failure_message())
                     return
                 remaining = self.end_time - time.time()
                 if remaining <= 0:

@@ -151,6 +151,8 @@ class AirflowServices:
             # Ports of the log servers, in case a service starts one despite --skip-serve-logs.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # A checkout tested with another checkout's environment puts itself first on PYTHONPATH: keep it so.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
             **(extra_env or {}),
         }
 

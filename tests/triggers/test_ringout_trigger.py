@@ -55,7 +55,7 @@ def test_serialize_round_trip() -> None:
     [
         (Outcome.ANSWERED, "connected", "Success"),
         (Outcome.BUSY, "failed", "Busy"),
-        (Outcome.SESSION_DISAPPEARS, "failed", "InProgress"),
+        (Outcome.SESSION_DISAPPEARS, "unknown", "InProgress"),
         (Outcome.NEVER_ANSWERS, "timeout", "InProgress"),
     ],
 )

@@ -185,22 +185,28 @@ def test_no_double_alert_for_the_same_failure(ringcentral_conn_env: RingCentralE
 
     assert emulator.count(method="POST", kind="ring-out-create") == 1
 
-    # A later try is another failure, and another notifier with other numbers is another alert.
+    # A later try of the same run is the same incident (one escalation per DAG run by default); another
+    # notifier with other numbers is another alert.
     retry_ti = SimpleNamespace(**{**vars(context["ti"]), "try_number": 2})
     notifier({**context, "ti": retry_ti, "task_instance": retry_ti})
     fast(to_numbers=[SECOND]).notify(context)
-    assert created(emulator) == [FIRST, FIRST, SECOND]
+    assert created(emulator) == [FIRST, SECOND]
 
 
-def test_start_and_end_of_a_try_are_different_alerts(ringcentral_conn_env: RingCentralEmulator) -> None:
-    notifier = fast(to_numbers=[FIRST])
+def test_start_and_end_of_a_try_are_one_incident_unless_keyed_apart(
+    ringcentral_conn_env: RingCentralEmulator,
+) -> None:
     context = make_context()
     running = SimpleNamespace(**{**vars(context["ti"]), "state": "running"})
-
+    notifier = fast(to_numbers=[FIRST])
     notifier({**context, "ti": running, "task_instance": running})  # as an on_execute_callback
-    notifier(context)  # the failure of the same try
+    notifier(context)  # the failure of the same run
+    assert created(ringcentral_conn_env) == [FIRST]
 
-    assert created(ringcentral_conn_env) == [FIRST, FIRST]
+    keyed = fast(to_numbers=[SECOND], dedup_key="{{ run_id }}-{{ ti.state }}")
+    keyed({**context, "ti": running, "task_instance": running})
+    keyed(context)
+    assert created(ringcentral_conn_env) == [FIRST, SECOND, SECOND]
 
 
 def test_one_alert_never_redials_a_number(ringcentral_conn_env: RingCentralEmulator) -> None:
@@ -309,7 +315,14 @@ def test_static_settings_are_checked_when_the_dag_is_parsed() -> None:
 
 def test_numbers_are_rendered_per_call_and_templates_kept(ringcentral_conn_env: RingCentralEmulator) -> None:
     notifier = fast(to_numbers=["{{ params.oncall }}"], from_number="{{ params.desk }}")
-    assert list(notifier.template_fields) == ["to_numbers", "from_number", "caller_id", "ringcentral_conn_id"]
+    assert list(notifier.template_fields) == [
+        "to_numbers",
+        "from_number",
+        "caller_id",
+        "ringcentral_conn_id",
+        "connect_to",
+        "dedup_key",
+    ]
 
     notifier(make_context(params={"oncall": FIRST, "desk": FROM}))
     notifier(make_context(params={"oncall": SECOND, "desk": FROM}))  # the same instance, shared by two tasks

@@ -417,6 +417,6 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 else "its first leg is up"
             )
             self.log.warning(
-                "RingOut alert: RingOut %s to %s could not be stopped (%s); moving on.", ringout_id, masked, why
+                "RingOut alert: RingOut %s to %s could not be stopped: %s; moving on.", ringout_id, masked, why
             )
         return NEXT

@@ -367,8 +367,11 @@ def test_example_dag_uses_the_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
     [callback] = callbacks
     assert isinstance(callback, RingOutNotifier)
     assert callback.to_numbers == [FIRST, SECOND]
+    assert callback.connect_to == "+14155550199"  # engineers are rung first and must press 1
+    assert callback.from_number is None
     assert callback.wait_for_connection is True
     assert callback.per_number_timeout == 4
+    assert callback.poll_interval >= 2  # within RingCentral's Light budget
 
 
 # --- real Airflow ----------------------------------------------------------------------------------------
@@ -408,8 +411,8 @@ def test_example_dag_task_failure_escalates_under_airflow_dags_test(
     airflow_home: Path, ringcentral_emulator: RingCentralEmulator, tmp_path: Path
 ) -> None:
     emulator = ringcentral_emulator
-    emulator.script(FIRST, CallScript(outcome=Outcome.NEVER_ANSWERS))
-    emulator.script(SECOND, CallScript(outcome=Outcome.ANSWERED, after=0.3))
+    emulator.script_caller(FIRST, CallScript(outcome=Outcome.NEVER_ANSWERS))  # the primary does not answer
+    emulator.script_caller(SECOND, CallScript(outcome=Outcome.ANSWERED, after=0.6))  # the backup presses 1
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(EXAMPLE_DAG, dags)
@@ -417,11 +420,14 @@ def test_example_dag_task_failure_escalates_under_airflow_dags_test(
     output = dags_test("example_ringout_notifier", dags, airflow_home, emulator, tmp_path)
 
     assert "fails on purpose" in output, output[-3000:]
-    assert created(emulator) == [FIRST, SECOND], output[-3000:]
-    assert deleted_ids(emulator) == [ids_by_number(emulator)[FIRST]]
-    assert "RingOut alert delivered" in output
-    assert FIRST not in output  # masked in the task log too
-    assert SECOND not in output
+    rung = [r.json for r in emulator.requests if r.kind == "ring-out-create" and r.json]
+    assert [body["from"]["phoneNumber"] for body in rung] == [FIRST, SECOND], output[-3000:]
+    assert all(body["playPrompt"] is True for body in rung)
+    first_id = next(rid for rid, info in emulator.sessions.items() if info.from_number == FIRST)
+    assert deleted_ids(emulator) == [first_id]
+    assert "acknowledged (pressed 1)" in output
+    for number in (FIRST, SECOND, "+14155550199"):
+        assert number not in output  # masked in the task log too
 
 
 PROBE_DAG = """
@@ -468,4 +474,4 @@ def test_dag_level_failure_callback_under_airflow_dags_test(
 
     assert re.search(r"Executing (on_failure )?dag callback", output), output[-3000:]  # 3.3 / 3.0 wording
     assert created(ringcentral_emulator) == [THIRD, FIRST], output[-3000:]
-    assert "already sent by this process" in output
+    assert "for this incident was already sent" in output  # one escalation per run and numbers

@@ -255,7 +255,8 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             return None
         return f"run|{dag_id}|{run_id}|{target}"
 
-    def _alert(self, numbers: list[Any], budget: _budget.Budget, started: float) -> None:
+    def _valid_numbers(self, numbers: list[Any]) -> list[str]:
+        """The usable E.164 numbers, in order; each unusable one is logged and skipped."""
         valid: list[str] = []
         for position, number in enumerate(numbers, start=1):
             try:
@@ -265,6 +266,10 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 continue
             if checked:
                 valid.append(checked)
+        return valid
+
+    def _alert(self, numbers: list[Any], budget: _budget.Budget, started: float) -> None:
+        valid = self._valid_numbers(numbers)
         if not valid:
             self.log.error("RingOut alert FAILED: no valid number to call in to_numbers; no call was placed.")
             return
@@ -283,7 +288,6 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 "are used only for escalation with wait_for_connection=True.",
                 len(valid) - 1,
             )
-            valid = valid[:1]
         plan = _budget.plan(len(valid), self.per_number_timeout, budget.seconds)
         deadline = None if budget.seconds is None else started + budget.seconds - _budget.END_MARGIN
         self._log_plan(plan, len(valid), budget)

@@ -19,8 +19,11 @@ Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +40,12 @@ from airflow_provider_ringout.testing import (
     Outcome,
     RingCentralEmulator,
 )
-from tests.e2e.dags.ringout_deferred_services import CRASHES
+from tests.e2e.dags.ringout_deferred_services import (
+    CRASHES,
+    OPERATOR_EXECUTION_TIMEOUT,
+    RESCHEDULE_TIMEOUT,
+    SENSOR_TIMEOUT,
+)
 from tests.e2e.standalone import AirflowServices, ServiceError, tail_file
 
 if TYPE_CHECKING:
@@ -89,7 +97,8 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
     try:
         airflow.migrate()
         airflow.start_all(timeout=180)
-        for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES):
+        racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0]]
+        for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing:
             airflow.wait_for(
                 f"DAG {dag_id} to be parsed",
                 lambda dag_id=dag_id: airflow.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
@@ -433,6 +442,85 @@ def test_worker_killed_then_retried_never_dials_twice(
     assert tries == [(2,)], tries  # the first try really died and Airflow retried it
     assert len(posts_to(emulator, number)) == 1
     assert run.xcom() == ringout_id_for(emulator, services, number)
+
+
+@contextlib.contextmanager
+def busy_machine(workers: int = 2) -> Iterator[None]:
+    """Spin ``workers`` CPU-bound processes meanwhile, so the triggerer and scheduler loops run late."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(workers)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def call_counts(emulator: RingCentralEmulator, number: str) -> dict[str, Any]:
+    """Calls placed to ``number``, how many were stopped, and the most DELETEs one call received."""
+    sessions = [s for s in emulator.sessions.values() if s.to_number == number]
+    deletes = [len(requests_for(emulator, s.id, "ring-out-delete")) for s in sessions]
+    return {
+        "posts": len(posts_to(emulator, number)),
+        "placed": len(sessions),
+        "stopped": sum(s.cancelled for s in sessions),
+        "most_deletes": max(deletes, default=0),
+    }
+
+
+def test_ten_deferred_sensor_timeouts_at_once_stop_every_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    Ten runs at once, each placing a call nobody answers and waiting on it with a deferrable sensor
+    (``timeout`` 5 s, ``poke_interval`` 1 s) while the machine is busy. Airflow's own timeout for the deferred
+    sensor races the trigger's deadline; whoever wins, every run fails, every call is stopped, none is placed
+    twice and none is cancelled twice.
+    """
+    dag_id, number = SENSOR_TIMEOUT
+    with busy_machine():
+        runs = [trigger(services, dag_id) for _ in range(10)]
+        finals = [run.wait(TERMINAL, timeout=240) for run in runs]
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert finals == ["failed"] * 10, [f"{run.run_id}: {run.describe()}" for run in runs]
+    assert counts == {"posts": 10, "placed": 10, "stopped": 10, "most_deletes": 1}, counts
+
+
+def test_deferred_operator_execution_timeout_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A deferrable operator whose ``execution_timeout`` (12 s) ends long before its ``wait_timeout`` (120 s):
+    the call is stopped, by the time the execution timeout ends, not 120 s later, and dialled once.
+    """
+    dag_id, number = OPERATOR_EXECUTION_TIMEOUT
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=90)
+    ringout_id = ringout_id_for(emulator, services, number)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
+    first_get = requests_for(emulator, ringout_id, "ring-out-get")[0].time
+    (delete,) = requests_for(emulator, ringout_id, "ring-out-delete")
+    assert delete.time - first_get < 12, "the call rang on past the task's execution_timeout"
+
+
+def test_reschedule_sensor_timeout_between_pokes_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A reschedule-mode sensor (``poke_interval`` 4 s, ``timeout`` 6 s): the timeout falls between two pokes.
+    The run fails and the call is stopped, once.
+    """
+    dag_id, number = RESCHEDULE_TIMEOUT
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=120)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
 
 
 def test_helper_reports_a_dead_service(tmp_path: Path) -> None:

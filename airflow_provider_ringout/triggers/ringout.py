@@ -169,5 +169,5 @@ def stop_if_pending(hook: Any, watch: RingOutWatch) -> CancelOutcome | None:
     """
     if hook.observe(watch) is not RingOutState.PENDING:
         return None
-    hook.log.warning("Airflow timed the task out while RingOut %s was pending: cancelling it.", watch.ringout_id)
+    hook.log.warning("Airflow failed the deferred task while RingOut %s was pending: cancelling it.", watch.ringout_id)
     return CancelOutcome(hook.cancel_and_confirm(watch.ringout_id))

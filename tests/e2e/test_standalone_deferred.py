@@ -45,6 +45,7 @@ from tests.e2e.dags.ringout_deferred_services import (
     OPERATOR_EXECUTION_TIMEOUT,
     RESCHEDULE_TIMEOUT,
     SENSOR_TIMEOUT,
+    TRIGGERER_DOWN,
 )
 from tests.e2e.standalone import AirflowServices, ServiceError, tail_file
 
@@ -97,7 +98,7 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
     try:
         airflow.migrate()
         airflow.start_all(timeout=180)
-        racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0]]
+        racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
         for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing:
             airflow.wait_for(
                 f"DAG {dag_id} to be parsed",
@@ -520,6 +521,31 @@ def test_reschedule_sensor_timeout_between_pokes_stops_the_call(
     counts = call_counts(emulator, number)
     print(f"{dag_id}: {counts}")
     assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
+
+
+def test_airflow_timeout_with_the_triggerer_down_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    The triggerer is down, so the trigger never runs: Airflow's own timeout for the deferral (``wait_timeout``
+    plus the margin) fails the task through ``__fail__``; resuming, the operator stops the still-pending call
+    before it fails. One POST, one DELETE.
+    """
+    dag_id, number = TRIGGERER_DOWN
+    old_job = services.running_triggerer_job()
+    services.stop("triggerer", signal.SIGTERM, timeout=40)
+    try:
+        run = trigger(services, dag_id)
+        final = run.wait(TERMINAL, timeout=120)
+    finally:
+        services.start("triggerer")
+        services.wait_new_triggerer(old_job)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert run.seen("deferred"), run.describe()
+    assert "Airflow failed the deferred task while RingOut" in run.task_log()
     assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
 
 

@@ -112,3 +112,17 @@ with DAG(RESCHEDULE_TIMEOUT[0], schedule=None, start_date=START, catchup=False, 
     )
     # Pokes at about 0 s and 4 s; the 6 s timeout falls before the third, which Airflow may never run.
     RingOutSensor(task_id="call", ringout_id=placed.output, mode="reschedule", poke_interval=4, timeout=6, retries=0)
+
+# Run while the triggerer is down: only Airflow's own timeout for the deferral can end the wait.
+TRIGGERER_DOWN = ("deferred_triggerer_down", "+15550100014")
+
+with DAG(TRIGGERER_DOWN[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    RingOutOperator(
+        task_id="call",
+        to_number=TRIGGERER_DOWN[1],
+        from_number=FROM_NUMBER,
+        wait_timeout=6,
+        poll_interval=1,
+        deferrable=True,
+        retries=0,
+    )

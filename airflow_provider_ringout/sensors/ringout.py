@@ -28,7 +28,9 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
     Wait until the RingOut ``ringout_id`` connects; fail at once if it fails.
 
     On the sensor's ``timeout`` the call is cancelled first (if ``cancel_on_timeout``), in poke, reschedule and
-    deferrable mode alike, then Airflow's sensor timeout is raised (or the task skipped with ``soft_fail``).
+    deferrable mode alike, then Airflow's sensor timeout is raised (or the task skipped with ``soft_fail``). In
+    deferrable mode the trigger cancels at its deadline, a margin before ``timeout`` (Airflow's own timeout for
+    the deferral); if Airflow's timeout comes first anyway, the resuming task cancels a still-pending call.
 
     :param ringout_id: the id returned by RingOutOperator (e.g. its ``.output``). Templated.
     :param cancel_on_timeout: cancel the call when the sensor times out.

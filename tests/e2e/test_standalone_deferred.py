@@ -11,10 +11,13 @@ user or the UI would; the DAGs are in ``tests/e2e/dags``, one per scenario, each
 Why: ``airflow dags test`` runs a trigger in line, in one process. Only real services show that the task
 really waits in the triggerer (``deferred``), that the trigger's event resumes it on a worker, that marking a
 deferred task failed runs the trigger's ``on_kill`` (and cancels the call), and that a triggerer restart
-resumes the same absolute deadline without cancelling or dialling again. The last test checks that no secret
+resumes the same absolute deadline without cancelling or dialling again, and that a deferred wait stops its
+call whoever ends it: the trigger at its deadline (ten sensors timing out at once on a busy machine, an
+operator's ``execution_timeout``), or Airflow's own deferral timeout with the triggerer down; a reschedule-mode
+sensor whose timeout falls between two pokes stops its call too. The last test checks that no secret
 (client secret, JWT, access or refresh token) reached any service log or task log along the way.
 
-Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` (about two minutes).
+Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` (about four minutes).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_event_sequence(emulator: RingCentralEmulator, outcome: Outcome, expecte
     assert status_fragment in str(payload["ringout_status"])
     if expected == "timeout":
         assert 1.4 <= time.monotonic() - started < 3
-    assert emulator.count(kind="ring-out-delete") == 0  # the trigger itself never cancels on timeout
+    assert emulator.count(kind="ring-out-delete") == 0  # not asked to cancel_on_timeout: left to the task
 
 
 def test_error_event_on_revoked_credentials(emulator: RingCentralEmulator) -> None:

@@ -24,7 +24,7 @@ SCENARIOS: dict[str, tuple[str, float, float]] = {
     "deferred_answered": ("+15550100001", 90, 0.5),
     "deferred_timeout": ("+15550100002", 6, 0.5),
     "deferred_mark_failed": ("+15550100003", 240, 1.0),
-    "deferred_triggerer_restart": ("+15550100004", 30, 1.0),
+    "deferred_triggerer_restart": ("+15550100004", 45, 1.0),
 }
 
 for dag_id, (number, wait_timeout, poll_interval) in SCENARIOS.items():

@@ -360,10 +360,10 @@ def test_triggerer_restart_keeps_the_wait_and_its_original_deadline(
     services: AirflowServices, emulator: RingCentralEmulator
 ) -> None:
     """
-    SIGTERM the triggerer while the task waits on a call nobody answers (wait_timeout 45 s, room for a slow restart on a loaded machine), then start a
-    new triggerer: the restart cancels nothing and dials nothing; the new triggerer resumes the trigger with
-    the same absolute deadline, so the task times out (and cancels) at the original end time, not 30 s after
-    the restart.
+    SIGTERM the triggerer while the task waits on a call nobody answers (wait_timeout 45 s: room for a slow
+    restart on a loaded machine), then start a new triggerer: the restart cancels nothing and dials nothing; the
+    new triggerer resumes the trigger with the same absolute deadline, so the task times out (and cancels) at the
+    original end time, not 45 s after the restart.
     """
     dag_id, number, wait_timeout = RESTART
     run = trigger(services, dag_id)

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
-from airflow_provider_ringout.exceptions import RingOutFailedError, RingOutOutcomeUnknownError, RingOutTimeoutError
+from airflow_provider_ringout.exceptions import (
+    RingOutError,
+    RingOutFailedError,
+    RingOutOutcomeUnknownError,
+    RingOutTimeoutError,
+)
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
@@ -184,11 +189,21 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
 
-    def _time_out(self, watch: RingOutWatch, context: Context) -> None:
-        outcome = self.hook.cancel_and_confirm(watch.ringout_id) if self.cancel_on_timeout else None
+    def _time_out(
+        self,
+        watch: RingOutWatch,
+        context: Context,
+        *,
+        cancelled: CancelOutcome | None = None,
+        waited: float | None = None,
+    ) -> None:
+        """Cancel (unless ``cancelled`` says the trigger did), word the outcome and fail."""
+        outcome = cancelled
+        if outcome is None and self.cancel_on_timeout:
+            outcome = self.hook.cancel_and_confirm(watch.ringout_id)
         if outcome is not None and outcome.stopped:
             self._remember(context, RingOutState.FAILED)
-        message = timeout_message(watch.ringout_id, self.wait_timeout, watch, outcome)
+        message = timeout_message(watch.ringout_id, waited or self.wait_timeout, watch, outcome)
         self.log.error(message)
         raise RingOutTimeoutError(
             message,
@@ -205,21 +220,72 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         if state is not RingOutState.PENDING:
             self._finish(state, self._watch, context)
             return
+        end_time, airflow_timeout = self._deadlines(context)
         self.defer(
             trigger=RingOutTrigger(
                 ringout_id=ringout_id,
                 ringcentral_conn_id=self.ringcentral_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=time.time() + self.wait_timeout,
+                end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
+                cancel_on_timeout=self.cancel_on_timeout,
                 seen_connected=self._watch.seen_connected,
                 last_status=self._watch.last.as_dict() if self._watch.last else None,
             ),
             method_name="execute_complete",
+            kwargs={"waited": round(end_time - time.time(), 1)},
+            timeout=timedelta(seconds=airflow_timeout),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
-        """Resume after the trigger: succeed, fail, or cancel on timeout exactly as the blocking wait does."""
+    def _deadlines(self, context: Context) -> tuple[float, float]:
+        """
+        When the trigger gives up (epoch seconds), and Airflow's own timeout for the deferral (seconds from now).
+
+        Airflow's deadline is ``wait_timeout`` plus a margin, or the end of ``execution_timeout`` when that comes
+        first; the trigger's is ``wait_timeout``, or a margin before the end of ``execution_timeout``.
+        """
+        from airflow_provider_ringout.triggers.ringout import deadline_margin
+
+        now = time.time()
+        end_time = now + self.wait_timeout
+        airflow_end = end_time + deadline_margin(self.poll_interval, self.wait_timeout)
+        if self.execution_timeout is not None:
+            started = getattr(context["ti"], "start_date", None)
+            hard_end = (started.timestamp() if started else now) + self.execution_timeout.total_seconds()
+            if hard_end < airflow_end:
+                airflow_end = max(hard_end, now + 1)
+                end_time = min(end_time, airflow_end - deadline_margin(self.poll_interval, airflow_end - now))
+        return end_time, airflow_end - now
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""
+        from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, stop_if_pending
+
+        if next_method == TRIGGER_FAIL and self.cancel_on_timeout:
+            ti = context["ti"]
+            ringout_id = ti.xcom_pull(task_ids=ti.task_id, key="ringout_id", map_indexes=ti.map_index)
+            if ringout_id:
+                try:
+                    outcome = stop_if_pending(self.hook, RingOutWatch(str(ringout_id)))
+                    if outcome is not None and outcome.stopped:
+                        self._remember(context, RingOutState.FAILED)
+                except RingOutError:
+                    self.log.exception("Could not stop RingOut %s after Airflow's timeout.", ringout_id)
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], waited: float | None = None) -> str:
+        """
+        Resume after the trigger: succeed, fail, or time out as the blocking wait does.
+
+        On ``timeout`` the call is cancelled here only if the trigger did not already (a trigger of this version
+        cancels it itself; one serialized by an older version does not).
+
+        :param event: the trigger's event.
+        :param waited: how long the trigger waited, for the message (``wait_timeout`` if not given).
+        :return: the RingOut id.
+        """
+        from airflow_provider_ringout.triggers.ringout import event_cancel
+
         ringout_id = str(event["ringout_id"])
         watch = RingOutWatch(ringout_id, seen_connected=bool(event.get("seen_connected")))
         if event.get("ringout_status"):
@@ -233,7 +299,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         elif kind == "unknown":
             self._finish(RingOutState.UNKNOWN, watch, context)
         elif kind == "timeout":
-            self._time_out(watch, context)
+            self._time_out(watch, context, cancelled=event_cancel(event), waited=waited)
         else:
             raise RingOutFailedError(
                 f"Waiting on RingOut {ringout_id} failed: {event.get('message', 'unknown error')}",

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
-from airflow_provider_ringout.status import RingOutState, RingOutStatus, RingOutWatch
+from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,7 +28,9 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
     Wait until the RingOut ``ringout_id`` connects; fail at once if it fails.
 
     On the sensor's ``timeout`` the call is cancelled first (if ``cancel_on_timeout``), in poke, reschedule and
-    deferrable mode alike, then Airflow's sensor timeout is raised (or the task skipped with ``soft_fail``).
+    deferrable mode alike, then Airflow's sensor timeout is raised (or the task skipped with ``soft_fail``). In
+    deferrable mode the trigger cancels at its deadline, a margin before ``timeout`` (Airflow's own timeout for
+    the deferral); if Airflow's timeout comes first anyway, the resuming task cancels a still-pending call.
 
     :param ringout_id: the id returned by RingOutOperator (e.g. its ``.output``). Templated.
     :param cancel_on_timeout: cancel the call when the sensor times out.
@@ -59,6 +61,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
+        self._cancelled: CancelOutcome | None = None  # cancel at most once per try
 
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
@@ -102,23 +105,38 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             raise
 
     def _check_once_then_defer(self, context: Context) -> Any:
-        from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+        from airflow_provider_ringout.triggers.ringout import RingOutTrigger, deadline_margin
 
         if self.poke(context):
             return None
         watch = self._watching()
+        # Airflow fails the deferred sensor at ``timeout``; the trigger ends the wait (and cancels) a margin before.
+        limit = float(self.timeout)
         self.defer(
             trigger=RingOutTrigger(
                 ringout_id=watch.ringout_id,
                 ringcentral_conn_id=self.ringcentral_conn_id,
                 poll_interval=float(self.poke_interval),
-                end_time=time.time() + float(self.timeout),
+                end_time=time.time() + limit - deadline_margin(float(self.poke_interval), limit),
                 cancel_on_kill=self.cancel_on_kill,
+                cancel_on_timeout=self.cancel_on_timeout,
                 seen_connected=watch.seen_connected,
                 last_status=watch.last.as_dict() if watch.last else None,
             ),
             method_name="execute_complete",
+            timeout=timedelta(seconds=limit),
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""
+        from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, stop_if_pending
+
+        if next_method == TRIGGER_FAIL and self.cancel_on_timeout:
+            try:
+                self._report_cancel(stop_if_pending(self.hook, self._watching()))
+            except RingOutError:
+                self.log.exception("Could not stop RingOut %s after Airflow's timeout.", self.ringout_id)
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         watch = RingOutWatch(str(event["ringout_id"]), seen_connected=bool(event.get("seen_connected")))
@@ -134,15 +152,24 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         if kind == "unknown":
             raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         if kind == "timeout":
-            self._cancel_after_timeout()
-            raise AirflowSensorTimeout(f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}).")
+            from airflow_provider_ringout.triggers.ringout import event_cancel
+
+            outcome = self._cancel_after_timeout(event_cancel(event))
+            what = f"; cancel: {outcome.value}" if outcome else ""
+            raise AirflowSensorTimeout(
+                f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}{what})."
+            )
         raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {event.get('message', 'unknown error')}")
 
-    def _cancel_after_timeout(self) -> None:
+    def _cancel_after_timeout(self, done: CancelOutcome | None = None) -> CancelOutcome | None:
+        """Cancel the call after the timeout, unless ``done`` says the trigger already did; returns the outcome."""
         if not self.cancel_on_timeout or self._watch is None:
-            return
-        outcome = self.hook.cancel_and_confirm(self._watch.ringout_id)
-        if not outcome.stopped:
-            self.log.warning(
-                "RingOut %s goes on after the sensor timed out (%s).", self._watch.ringout_id, outcome.value
-            )
+            return None
+        if self._cancelled is None:  # a timed-out last poke already cancelled, before execute() saw the timeout
+            self._cancelled = done or self.hook.cancel_and_confirm(self._watch.ringout_id)
+            self._report_cancel(self._cancelled)
+        return self._cancelled
+
+    def _report_cancel(self, outcome: CancelOutcome | None) -> None:
+        if outcome is not None and not outcome.stopped:
+            self.log.warning("RingOut %s goes on after the sensor timed out (%s).", str(self.ringout_id), outcome.value)

@@ -11,16 +11,22 @@ user or the UI would; the DAGs are in ``tests/e2e/dags``, one per scenario, each
 Why: ``airflow dags test`` runs a trigger in line, in one process. Only real services show that the task
 really waits in the triggerer (``deferred``), that the trigger's event resumes it on a worker, that marking a
 deferred task failed runs the trigger's ``on_kill`` (and cancels the call), and that a triggerer restart
-resumes the same absolute deadline without cancelling or dialling again. The last test checks that no secret
+resumes the same absolute deadline without cancelling or dialling again, and that a deferred wait stops its
+call whoever ends it: the trigger at its deadline (ten sensors timing out at once on a busy machine, an
+operator's ``execution_timeout``), or Airflow's own deferral timeout with the triggerer down; a reschedule-mode
+sensor whose timeout falls between two pokes stops its call too. The last test checks that no secret
 (client secret, JWT, access or refresh token) reached any service log or task log along the way.
 
-Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` (about two minutes).
+Run: ``pytest tests/e2e/test_standalone_deferred.py -q -p no:cacheprovider -x`` (about four minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +43,13 @@ from airflow_provider_ringout.testing import (
     Outcome,
     RingCentralEmulator,
 )
-from tests.e2e.dags.ringout_deferred_services import CRASHES
+from tests.e2e.dags.ringout_deferred_services import (
+    CRASHES,
+    OPERATOR_EXECUTION_TIMEOUT,
+    RESCHEDULE_TIMEOUT,
+    SENSOR_TIMEOUT,
+    TRIGGERER_DOWN,
+)
 from tests.e2e.standalone import AirflowServices, ServiceError, tail_file
 
 if TYPE_CHECKING:
@@ -55,7 +67,7 @@ TASK_ID = "call"
 ANSWERED = ("deferred_answered", "+15550100001", 90.0)
 TIMEOUT = ("deferred_timeout", "+15550100002", 6.0)
 MARK_FAILED = ("deferred_mark_failed", "+15550100003", 240.0)
-RESTART = ("deferred_triggerer_restart", "+15550100004", 30.0)
+RESTART = ("deferred_triggerer_restart", "+15550100004", 45.0)
 ANSWER_AFTER = 6.0  # seconds from the POST until the answered call connects: long enough to see `deferred`
 
 
@@ -89,7 +101,8 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
     try:
         airflow.migrate()
         airflow.start_all(timeout=180)
-        for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES):
+        racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
+        for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing:
             airflow.wait_for(
                 f"DAG {dag_id} to be parsed",
                 lambda dag_id=dag_id: airflow.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
@@ -194,8 +207,14 @@ def trigger(airflow: AirflowServices, dag_id: str) -> RunWatch:
     """Trigger a run through the REST API (``POST /dags/{dag_id}/dagRuns``), as the UI's trigger button does."""
     run_id = f"e2e__{uuid.uuid4().hex[:12]}"
     body = {"dag_run_id": run_id, "logical_date": None}
-    created = airflow.api("POST", f"/dags/{dag_id}/dagRuns", body)
-    assert created["dag_run_id"] == run_id
+    # SQLite under load can answer "database is locked" (500); the run id makes a resend safe (409: it exists).
+    for _ in range(5):
+        airflow.api("POST", f"/dags/{dag_id}/dagRuns", body, expect=(200, 409, 500))
+        if (airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}", expect=(200, 404)) or {}).get("dag_run_id"):
+            break
+        time.sleep(1)
+    else:
+        raise ServiceError(f"could not create DAG run {run_id} of {dag_id}\n{airflow.log_tails()}")
     watch = RunWatch(airflow, dag_id, run_id)
     watch.state()
     return watch
@@ -341,10 +360,10 @@ def test_triggerer_restart_keeps_the_wait_and_its_original_deadline(
     services: AirflowServices, emulator: RingCentralEmulator
 ) -> None:
     """
-    SIGTERM the triggerer while the task waits on a call nobody answers (wait_timeout 30 s), then start a
-    new triggerer: the restart cancels nothing and dials nothing; the new triggerer resumes the trigger with
-    the same absolute deadline, so the task times out (and cancels) at the original end time, not 30 s after
-    the restart.
+    SIGTERM the triggerer while the task waits on a call nobody answers (wait_timeout 45 s: room for a slow
+    restart on a loaded machine), then start a new triggerer: the restart cancels nothing and dials nothing; the
+    new triggerer resumes the trigger with the same absolute deadline, so the task times out (and cancels) at the
+    original end time, not 45 s after the restart.
     """
     dag_id, number, wait_timeout = RESTART
     run = trigger(services, dag_id)
@@ -433,6 +452,110 @@ def test_worker_killed_then_retried_never_dials_twice(
     assert tries == [(2,)], tries  # the first try really died and Airflow retried it
     assert len(posts_to(emulator, number)) == 1
     assert run.xcom() == ringout_id_for(emulator, services, number)
+
+
+@contextlib.contextmanager
+def busy_machine(workers: int = 2) -> Iterator[None]:
+    """Spin ``workers`` CPU-bound processes meanwhile, so the triggerer and scheduler loops run late."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(workers)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def call_counts(emulator: RingCentralEmulator, number: str) -> dict[str, Any]:
+    """Calls placed to ``number``, how many were stopped, and the most DELETEs one call received."""
+    sessions = [s for s in emulator.sessions.values() if s.to_number == number]
+    deletes = [len(requests_for(emulator, s.id, "ring-out-delete")) for s in sessions]
+    return {
+        "posts": len(posts_to(emulator, number)),
+        "placed": len(sessions),
+        "stopped": sum(s.cancelled for s in sessions),
+        "most_deletes": max(deletes, default=0),
+    }
+
+
+def test_ten_deferred_sensor_timeouts_at_once_stop_every_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    Ten runs at once, each placing a call nobody answers and waiting on it with a deferrable sensor
+    (``timeout`` 5 s, ``poke_interval`` 1 s) while the machine is busy. Airflow's own timeout for the deferred
+    sensor races the trigger's deadline; whoever wins, every run fails, every call is stopped, none is placed
+    twice and none is cancelled twice.
+    """
+    dag_id, number = SENSOR_TIMEOUT
+    with busy_machine():
+        runs = [trigger(services, dag_id) for _ in range(10)]
+        finals = [run.wait(TERMINAL, timeout=240) for run in runs]
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert finals == ["failed"] * 10, [f"{run.run_id}: {run.describe()}" for run in runs]
+    assert counts == {"posts": 10, "placed": 10, "stopped": 10, "most_deletes": 1}, counts
+
+
+def test_deferred_operator_execution_timeout_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A deferrable operator whose ``execution_timeout`` (12 s) ends long before its ``wait_timeout`` (120 s):
+    the call is stopped, by the time the execution timeout ends, not 120 s later, and dialled once.
+    """
+    dag_id, number = OPERATOR_EXECUTION_TIMEOUT
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=90)
+    ringout_id = ringout_id_for(emulator, services, number)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
+    first_get = requests_for(emulator, ringout_id, "ring-out-get")[0].time
+    (delete,) = requests_for(emulator, ringout_id, "ring-out-delete")
+    assert delete.time - first_get < 12, "the call rang on past the task's execution_timeout"
+
+
+def test_reschedule_sensor_timeout_between_pokes_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    A reschedule-mode sensor (``poke_interval`` 4 s, ``timeout`` 6 s): the timeout falls between two pokes.
+    The run fails and the call is stopped, once.
+    """
+    dag_id, number = RESCHEDULE_TIMEOUT
+    run = trigger(services, dag_id)
+    final = run.wait(TERMINAL, timeout=120)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
+
+
+def test_airflow_timeout_with_the_triggerer_down_stops_the_call(
+    services: AirflowServices, emulator: RingCentralEmulator
+) -> None:
+    """
+    The triggerer is down, so the trigger never runs: Airflow's own timeout for the deferral (``wait_timeout``
+    plus the margin) fails the task through ``__fail__``; resuming, the operator stops the still-pending call
+    before it fails. One POST, one DELETE.
+    """
+    dag_id, number = TRIGGERER_DOWN
+    old_job = services.running_triggerer_job()
+    services.stop("triggerer", signal.SIGTERM, timeout=40)
+    try:
+        run = trigger(services, dag_id)
+        final = run.wait(TERMINAL, timeout=120)
+    finally:
+        services.start("triggerer")
+        services.wait_new_triggerer(old_job)
+    counts = call_counts(emulator, number)
+    print(f"{dag_id}: {counts}")
+    assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
+    assert run.seen("deferred"), run.describe()
+    assert "Airflow failed the deferred task while RingOut" in run.task_log()
+    assert counts == {"posts": 1, "placed": 1, "stopped": 1, "most_deletes": 1}, counts
 
 
 def test_helper_reports_a_dead_service(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, RingOutTrigger, deadline_margin
 
 TO, FROM = "+14155550199", "+14155550100"
 
@@ -71,7 +71,7 @@ def test_event_sequence(emulator: RingCentralEmulator, outcome: Outcome, expecte
     assert status_fragment in str(payload["ringout_status"])
     if expected == "timeout":
         assert 1.4 <= time.monotonic() - started < 3
-    assert emulator.count(kind="ring-out-delete") == 0  # the trigger itself never cancels on timeout
+    assert emulator.count(kind="ring-out-delete") == 0  # not asked to cancel_on_timeout: left to the task
 
 
 def test_error_event_on_revoked_credentials(emulator: RingCentralEmulator) -> None:
@@ -129,3 +129,119 @@ def test_on_kill_leaves_connected_or_unwanted_calls(emulator: RingCentralEmulato
     asyncio.run(events(trigger))  # connected
     asyncio.run(trigger.on_kill())
     assert emulator.count(kind="ring-out-delete") == 0
+
+
+# The kwargs RingOutTrigger.serialize() wrote before the trigger learnt to cancel at its deadline.
+OLD_PAYLOAD_KEYS = {
+    "ringout_id",
+    "end_time",
+    "ringcentral_conn_id",
+    "poll_interval",
+    "cancel_on_kill",
+    "seen_connected",
+    "last_status",
+}
+
+
+def test_a_payload_from_before_the_upgrade_still_runs_and_the_task_cancels(emulator: RingCentralEmulator) -> None:
+    """
+    A task deferred before the upgrade: its trigger row holds the old 7 kwargs. The new trigger is built from them,
+    waits, does not cancel (the old task never asked it to), and the resuming task cancels the call once.
+    """
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    from airflow_provider_ringout.sensors.ringout import RingOutSensor
+
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    old = {
+        "ringout_id": ringout_id,
+        "end_time": time.time() + 1.0,
+        "ringcentral_conn_id": "ringcentral_default",
+        "poll_interval": 0.2,
+        "cancel_on_kill": True,
+        "seen_connected": False,
+        "last_status": None,
+    }
+    assert set(old) == OLD_PAYLOAD_KEYS
+    trigger = RingOutTrigger(**old)
+    assert trigger.serialize()[1] == {**old, "cancel_on_timeout": False}
+    (event,) = asyncio.run(events(trigger))
+    assert event.payload["status"] == "timeout"
+    assert event.payload["cancel"] is None
+    assert emulator.count(kind="ring-out-delete") == 0
+
+    sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
+    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+        sensor.execute_complete({}, {k: v for k, v in event.payload.items() if k != "cancel"})
+    assert emulator.count(kind="ring-out-delete") == 1
+    assert emulator.sessions[ringout_id].cancelled
+
+
+def test_trigger_cancels_at_its_deadline_and_the_task_does_not_cancel_again(emulator: RingCentralEmulator) -> None:
+    """
+    With cancel_on_timeout the trigger stops the call itself before it fires ``timeout`` (so the call stops even
+    if Airflow fails the task without resuming it); the resuming task words the outcome and sends no DELETE.
+    """
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    from airflow_provider_ringout.sensors.ringout import RingOutSensor
+
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    trigger = RingOutTrigger(
+        ringout_id=ringout_id, end_time=time.time() + 1.0, poll_interval=0.2, cancel_on_timeout=True
+    )
+    (event,) = asyncio.run(events(trigger))
+    assert event.payload["status"] == "timeout"
+    assert event.payload["cancel"] == "stopped"
+    assert "Cancelled by the trigger: stopped" in event.payload["message"]
+    assert emulator.count(kind="ring-out-delete") == 1
+    assert emulator.sessions[ringout_id].cancelled
+
+    asyncio.run(trigger.on_kill())  # a late "mark failed": nothing left to cancel
+    sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
+    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+        sensor.execute_complete({}, event.payload)
+    assert emulator.count(kind="ring-out-delete") == 1
+
+
+def test_a_failed_trigger_cancel_is_left_to_the_task(emulator: RingCentralEmulator) -> None:
+    """The trigger's DELETE fails for good: the event says so and carries no outcome, so the task tries."""
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    emulator.inject("reset", path="ring-out-delete", times=10)
+    trigger = RingOutTrigger(
+        ringout_id=ringout_id, end_time=time.time() + 0.5, poll_interval=0.2, cancel_on_timeout=True
+    )
+    (event,) = asyncio.run(events(trigger))
+    assert event.payload["status"] == "timeout"
+    assert event.payload["cancel"] is None
+    assert "could not cancel" in event.payload["message"]
+    assert not emulator.sessions[ringout_id].cancelled
+
+
+@pytest.mark.parametrize(
+    ("poll_interval", "wait", "margin"),
+    [(5, 300, 10), (1, 5, 1.25), (1, 120, 6), (30, 3600, 35), (1, 0, 0)],
+)
+def test_deadline_margin(poll_interval: float, wait: float, margin: float) -> None:
+    """A poll plus the slack, but never more than a quarter of the wait."""
+    assert deadline_margin(poll_interval, wait) == pytest.approx(margin)
+
+
+def test_airflow_timeout_path_stops_a_pending_call_once(emulator: RingCentralEmulator) -> None:
+    """
+    Airflow's own timeout beat the trigger (``__fail__``): resuming stops the still-pending call, then fails as
+    Airflow's sensor timeout; a call already stopped (by the trigger) gets no second DELETE.
+    """
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    from airflow_provider_ringout.sensors.ringout import RingOutSensor
+
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    fail = {"error": "Trigger timeout"}  # what the scheduler sets when a deferral timed out
+    with pytest.raises(AirflowSensorTimeout):
+        RingOutSensor(task_id="wait", ringout_id=ringout_id).resume_execution(TRIGGER_FAIL, fail, {})
+    assert emulator.count(kind="ring-out-delete") == 1
+    assert emulator.sessions[ringout_id].cancelled
+    with pytest.raises(AirflowSensorTimeout):
+        RingOutSensor(task_id="wait", ringout_id=ringout_id).resume_execution(TRIGGER_FAIL, fail, {})
+    assert emulator.count(kind="ring-out-delete") == 1

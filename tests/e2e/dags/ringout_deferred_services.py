@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG
 
 from airflow_provider_ringout.operators.ringout import RingOutOperator
+from airflow_provider_ringout.sensors.ringout import RingOutSensor
 
 FROM_NUMBER = "+15550100000"
 START = datetime(2026, 1, 1)
@@ -23,7 +24,7 @@ SCENARIOS: dict[str, tuple[str, float, float]] = {
     "deferred_answered": ("+15550100001", 90, 0.5),
     "deferred_timeout": ("+15550100002", 6, 0.5),
     "deferred_mark_failed": ("+15550100003", 240, 1.0),
-    "deferred_triggerer_restart": ("+15550100004", 30, 1.0),
+    "deferred_triggerer_restart": ("+15550100004", 45, 1.0),
 }
 
 for dag_id, (number, wait_timeout, poll_interval) in SCENARIOS.items():
@@ -80,3 +81,48 @@ for dag_id, (operator, number) in CRASHES.items():
             retries=1,
             retry_delay=timedelta(seconds=1),
         )
+
+
+# Deadlines that race Airflow's own timeouts (issue 16). dag_id: callee number.
+SENSOR_TIMEOUT = ("sensor_deferred_timeout", "+15550100011")
+OPERATOR_EXECUTION_TIMEOUT = ("deferred_execution_timeout", "+15550100012")
+RESCHEDULE_TIMEOUT = ("sensor_reschedule_timeout", "+15550100013")
+
+with DAG(SENSOR_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"], max_active_runs=16):
+    placed = RingOutOperator(
+        task_id="place", to_number=SENSOR_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False, retries=0
+    )
+    RingOutSensor(task_id="call", ringout_id=placed.output, poke_interval=1, timeout=5, deferrable=True, retries=0)
+
+with DAG(OPERATOR_EXECUTION_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    RingOutOperator(
+        task_id="call",
+        to_number=OPERATOR_EXECUTION_TIMEOUT[1],
+        from_number=FROM_NUMBER,
+        wait_timeout=120,
+        poll_interval=1,
+        execution_timeout=timedelta(seconds=12),
+        deferrable=True,
+        retries=0,
+    )
+
+with DAG(RESCHEDULE_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    placed = RingOutOperator(
+        task_id="place", to_number=RESCHEDULE_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False, retries=0
+    )
+    # Pokes at about 0 s and 4 s; the 6 s timeout falls before the third, which Airflow may never run.
+    RingOutSensor(task_id="call", ringout_id=placed.output, mode="reschedule", poke_interval=4, timeout=6, retries=0)
+
+# Run while the triggerer is down: only Airflow's own timeout for the deferral can end the wait.
+TRIGGERER_DOWN = ("deferred_triggerer_down", "+15550100014")
+
+with DAG(TRIGGERER_DOWN[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    RingOutOperator(
+        task_id="call",
+        to_number=TRIGGERER_DOWN[1],
+        from_number=FROM_NUMBER,
+        wait_timeout=6,
+        poll_interval=1,
+        deferrable=True,
+        retries=0,
+    )

@@ -62,24 +62,26 @@ def stopped(emulator: RingCentralEmulator, ringout_id: str) -> bool:
     return emulator.sessions[ringout_id].cancelled and emulator.session_status(ringout_id) is None
 
 
+CONNECTED = ("Success", "Success", "Success")
+BUSY = ("CannotReach", "Success", "Busy")
 MODES = [pytest.param({}, id="poke"), pytest.param({"deferrable": True}, id="deferrable")]
 
 
 def test_poke_reads_the_call_once_each_time(emulator: RingCentralEmulator) -> None:
-    ringout_id = place(emulator, Outcome.ANSWERED)
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
     task = sensor(ringout_id)
     context = task_context()
 
     assert task.poke(context) is False  # still ringing
-    time.sleep(AFTER + 0.2)
-    assert task.poke(context) is True  # connected
+    emulator.set_status(ringout_id, *CONNECTED)
+    assert task.poke(context) is True
     assert emulator.count(kind="ring-out-get") == 2
     assert emulator.count(kind="ring-out-delete") == 0
 
 
 def test_poke_raises_on_a_failed_call(emulator: RingCentralEmulator) -> None:
-    ringout_id = place(emulator, Outcome.BUSY)
-    time.sleep(AFTER + 0.2)
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    emulator.set_status(ringout_id, *BUSY)
 
     with pytest.raises(RingOutFailedError) as err:
         sensor(ringout_id).poke(task_context())
@@ -150,11 +152,10 @@ def test_rescheduled_sensor_cancels_on_its_last_poke_before_the_timeout(emulator
 
 
 def test_rescheduled_sensor_succeeds_once_connected(emulator: RingCentralEmulator) -> None:
-    ringout_id = place(emulator, Outcome.ANSWERED)
-    ti = TaskInstanceDouble()
-    time.sleep(AFTER + 0.2)
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    emulator.set_status(ringout_id, *CONNECTED)
 
-    sensor(ringout_id, mode="reschedule", poke_interval=5, timeout=60).execute(task_context(ti))
+    sensor(ringout_id, mode="reschedule", poke_interval=5, timeout=60).execute(task_context())
 
     assert emulator.count(kind="ring-out-delete") == 0
 

@@ -27,12 +27,11 @@ def test_a_passed_deadline_ends_the_wait_at_once(ringcentral_conn_env: RingCentr
     emulator.script(TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
     ringout_id = RingCentralHook().place_ringout(to_number=TO, from_number=FROM)["id"]
     # As after a triggerer restart that came back late: the deadline passed while nobody watched.
-    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() - 1, poll_interval=0.5)
+    # Polls far apart: a trigger that waited one poll before noticing the deadline would fail the bound below.
+    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() - 1, poll_interval=60)
 
-    started = time.monotonic()
-    (event,) = events_within(trigger, 5)
+    (event,) = events_within(trigger, 10)
 
-    assert time.monotonic() - started < 3
     assert event.payload["status"] == "timeout"
     assert event.payload["ringout_id"] == ringout_id
 

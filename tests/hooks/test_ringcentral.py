@@ -249,7 +249,7 @@ def _place_in_child(conn_json: str, cache_dir: str, barrier: Any) -> None:
 
 
 def test_one_login_across_processes(emulator: RingCentralEmulator, isolated_token_cache: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # a spawned child imports Airflow again: seconds each, on a busy machine
     barrier = ctx.Barrier(4)
     conn = emulator.connection_json(extra={"from_number": FROM})
     procs = [ctx.Process(target=_place_in_child, args=(conn, str(isolated_token_cache), barrier)) for _ in range(4)]

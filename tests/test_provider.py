@@ -34,7 +34,7 @@ def test_provider_info_names_every_module() -> None:
     }
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "ringcentral"
-    assert conn_type["conn-fields"]["jwt"]["schema"]["format"] == "password"
+    assert conn_type["conn-fields"]["jwt_token"]["schema"]["format"] == "password"
 
 
 def test_package_ships_py_typed() -> None:

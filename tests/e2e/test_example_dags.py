@@ -488,7 +488,7 @@ def test_connection_test_succeeds_without_placing_a_call(airflow_home: Path, emu
 
 def test_connection_test_explains_a_bad_jwt(airflow_home: Path, emulator: RingCentralEmulator) -> None:
     """A JWT RingCentral rejects: the CLI fails with a message that names the JWT and the fix; no call is placed."""
-    proc = connections_test(airflow_home, emulator, jwt=BAD_JWT)
+    proc = connections_test(airflow_home, emulator, jwt_token=BAD_JWT)
 
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 

@@ -389,7 +389,7 @@ class _BearerAuth(requests.auth.AuthBase):
 _CANCEL_WORDS = {
     CancelOutcome.STOPPED: "the call was stopped before it connected",
     CancelOutcome.NOTHING_TO_STOP: "the session was already gone, nothing to stop",
-    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and RingCentral cannot hang it up",
+    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and a RingOut cancel cannot hang it up",
     CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
     "lets a cancel stop the call",
 }

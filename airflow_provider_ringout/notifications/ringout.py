@@ -284,3 +284,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 masked,
             )
         return "next"
+
+
+# The function-style name Airflow notifiers also carry (send_slack_notification, send_pagerduty_notification, ...).
+send_ringout_notification = RingOutNotifier

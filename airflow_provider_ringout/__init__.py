@@ -10,6 +10,9 @@ __all__ = ["__version__", "get_provider_info"]
 
 _INTEGRATION = "RingCentral RingOut"
 PRODUCTION_SERVER_URL = "https://platform.ringcentral.com"
+# The connection extra that holds the JWT. Airflow redacts a value whose key contains "token" everywhere (REST
+# API, UI, logs) with no setting; the key "jwt" of earlier releases is shown in clear (still read, with a warning).
+JWT_FIELD = "jwt_token"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -58,12 +61,12 @@ def get_provider_info() -> dict[str, Any]:
                         "host": PRODUCTION_SERVER_URL,
                         "login": "RingCentral app client ID",
                         "password": "RingCentral app client secret",
-                        "jwt": "eyJ... (JWT credential of the user who places the calls)",
+                        JWT_FIELD: "eyJ... (JWT credential of the user who places the calls)",
                         "from_number": "+14155550100",
                     },
                 },
                 "conn-fields": {
-                    "jwt": {
+                    JWT_FIELD: {
                         "label": "JWT",
                         "description": "JWT credential created in the RingCentral developer console.",
                         "schema": {"type": ["string", "null"], "format": "password"},

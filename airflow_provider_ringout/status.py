@@ -194,7 +194,7 @@ class CancelOutcome(str, enum.Enum):
     STOPPED = "stopped"  # the call is over and never connected
     NOTHING_TO_STOP = "nothing_to_stop"  # the session was already gone
     CONNECTED = "connected"  # both legs were up: DELETE cannot hang up
-    FIRST_LEG_UP = "first_leg_up"  # our phone answered: RingCentral no longer lets DELETE stop it
+    FIRST_LEG_UP = "first_leg_up"  # the from_number phone answered: RingCentral no longer lets DELETE stop it
 
     @property
     def stopped(self) -> bool:

@@ -267,7 +267,7 @@ def main() -> None:
                 "host": url,
                 "login": TEST_CLIENT_ID,
                 "password": TEST_CLIENT_SECRET,
-                "extra": {"jwt": TEST_JWT},
+                "extra": {"jwt_token": TEST_JWT},
             }
         )
         env = connection_env(conn, fresh_cache_dir("triggerer"))

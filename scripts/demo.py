@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import airflow_provider_ringout
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +23,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("outcome", nargs="?", default="answered", choices=sorted(CHOICES))
     parser.add_argument("--wait-timeout", type=float, default=8.0, help="seconds the task waits for the connection")
+    parser.add_argument("--dags-folder", type=Path, default=ROOT / "example_dags", help="where example 1 is")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="ringout-demo-"))
@@ -29,12 +32,15 @@ def main() -> int:
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(args.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "token-cache"),
             "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
             "RINGOUT_EXAMPLE_WAIT_TIMEOUT": str(args.wait_timeout),
         }
+        version = importlib.metadata.version("airflow-provider-ringout")
+        package = Path(airflow_provider_ringout.__file__).parent
+        print(f"Provider:       airflow-provider-ringout {version} from {package}")
         print(f"Emulator at {emulator.url}; AIRFLOW_HOME={home}; scripted outcome: {args.outcome}")
         print("Setting up Airflow's SQLite database...", flush=True)
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.resources
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
 from airflow_provider_ringout import get_provider_info
@@ -34,7 +38,57 @@ def test_provider_info_names_every_module() -> None:
     }
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "ringcentral"
-    assert conn_type["conn-fields"]["jwt"]["schema"]["format"] == "password"
+    assert conn_type["conn-fields"]["jwt_token"]["schema"]["format"] == "password"
+
+
+def airflow_schema(name: str) -> Any:
+    """A JSON schema shipped inside the installed ``airflow`` package (so each Airflow version checks its own)."""
+    return json.loads(importlib.resources.files("airflow").joinpath(name).read_text())
+
+
+def test_provider_info_matches_airflows_own_schema() -> None:
+    """What Airflow reads through our entry point validates against the provider_info.schema.json it ships."""
+    schema = airflow_schema("provider_info.schema.json")
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    (entry_point,) = [
+        ep
+        for ep in importlib.metadata.entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_ringout:")
+    ]
+    info = entry_point.load()()
+    assert info == get_provider_info()
+    assert [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(info)] == []
+    # The schema bites: without a required key the same info is refused.
+    assert not validator.is_valid({k: v for k, v in info.items() if k != "description"})
+
+
+def test_ui_field_behaviour_matches_airflows_own_schema() -> None:
+    """The form layout older cores read from the hook, against customized_form_field_behaviours.schema.json."""
+    jsonschema.validate(
+        RingCentralHook.get_ui_field_behaviour(), airflow_schema("customized_form_field_behaviours.schema.json")
+    )
+
+
+def test_notifier_has_its_function_style_name() -> None:
+    from airflow_provider_ringout.notifications.ringout import RingOutNotifier, send_ringout_notification
+
+    assert send_ringout_notification is RingOutNotifier
+
+
+def test_version_checks_are_our_own() -> None:
+    """The provider keeps its own version_compat (Airflow refuses providers importing another provider's)."""
+    import airflow
+    from packaging.version import Version
+
+    from airflow_provider_ringout import version_compat
+
+    version = Version(airflow.__version__)
+    assert version_compat.AIRFLOW_V_3_2_PLUS is (version.release[:2] >= (3, 2))
+    assert version_compat.AIRFLOW_V_3_3_PLUS is (version.release[:2] >= (3, 3))
+    sources = "\n".join(p.read_text() for p in (REPO / "airflow_provider_ringout").rglob("*.py"))
+    assert "common.compat.version_compat" not in sources
 
 
 def test_package_ships_py_typed() -> None:

@@ -30,7 +30,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from airflow_provider_ringout import PRODUCTION_SERVER_URL, __version__
+from airflow_provider_ringout import JWT_FIELD, PRODUCTION_SERVER_URL, __version__
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralAuthError,
@@ -67,6 +67,9 @@ REQUIRED_SCOPE = "RingOut"
 # 401 codes that mean "this access token is no good": renew once and retry.
 TOKEN_ERROR_CODES = frozenset({"oau-213", "tokeninvalid", "oau-128", "oau-129", "oau-149", "tokenexpired"})
 DEFAULT_RETRY_AFTER = 30.0
+LEGACY_JWT_FIELD = "jwt"  # the JWT's extra key before JWT_FIELD: still read, with a warning (Airflow shows it)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,44 @@ def _extra_field(extra: Mapping[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
+def _read_jwt(extra: Mapping[str, Any], conn_id: str) -> tuple[str, str]:
+    """
+    The JWT and the extra key it was read from: ``jwt_token``, else the legacy ``jwt`` (either with the prefix).
+
+    Airflow hides an extra's value by its key's name; ``token`` is such a name, ``jwt`` is not, so a JWT under
+    ``jwt`` is shown to everyone who may read connections: say so (once per process) while still reading it.
+    """
+    legacy = _extra_field(extra, LEGACY_JWT_FIELD)
+    if legacy is not None:
+        _warn_legacy_jwt_key(conn_id)
+    value = _extra_field(extra, JWT_FIELD)
+    if value is not None or legacy is None:
+        return str(value or "").strip(), JWT_FIELD
+    return str(legacy).strip(), LEGACY_JWT_FIELD
+
+
+def _warn_legacy_jwt_key(conn_id: str) -> None:
+    global _legacy_jwt_warned
+    with _legacy_jwt_lock:
+        if _legacy_jwt_warned:
+            return
+        _legacy_jwt_warned = True
+    log.warning(
+        "Connection %r keeps the JWT under the extra key '%s', which Airflow does not hide: everyone who may read "
+        "connections sees it in the REST API and the UI. Move it to the key '%s' (paste the JWT into the "
+        "connection's JWT field, or rename the key in the extra JSON or URI) and delete '%s'; if others could read "
+        "it, create a new JWT.",
+        conn_id,
+        LEGACY_JWT_FIELD,
+        JWT_FIELD,
+        LEGACY_JWT_FIELD,
+    )
+
+
+_legacy_jwt_warned = False
+_legacy_jwt_lock = threading.Lock()
+
+
 def _mask(secret: str | None) -> None:
     """Register a secret with Airflow's masker (and, through it, with the process that writes the logs)."""
     if secret:
@@ -190,16 +231,16 @@ def parse_connection(conn: Any, *, mask: Callable[[str | None], None] = _mask) -
         except ValueError:
             raise RingCentralConfigError(
                 f"Connection {conn_id!r}: field extra is not valid JSON; it must be a JSON object such as "
-                '{"jwt": "eyJ...", "from_number": "+14155550100"}.'
+                '{"jwt_token": "eyJ...", "from_number": "+14155550100"}.'
             ) from None
     if not isinstance(extra, dict):
         raise RingCentralConfigError(
             f"Connection {conn_id!r}: field extra must be a JSON object such as "
-            f'{{"jwt": "eyJ..."}}; got a JSON {type(extra).__name__}.'
+            f'{{"jwt_token": "eyJ..."}}; got a JSON {type(extra).__name__}.'
         )
     client_id = (conn.login or "").strip()
     client_secret = conn.password or ""
-    jwt = str(_extra_field(extra, "jwt") or "").strip()
+    jwt, jwt_field = _read_jwt(extra, conn_id)
     # Register secrets before anything can log them.
     mask(client_secret)
     mask(jwt)
@@ -213,13 +254,13 @@ def parse_connection(conn: Any, *, mask: Callable[[str | None], None] = _mask) -
         )
     if not jwt:
         raise RingCentralConfigError(
-            f"Connection {conn_id!r}: extra field 'jwt' is empty; create a JWT credential in the RingCentral "
-            "developer console and store it in the connection's JWT field."
+            f"Connection {conn_id!r}: extra field {jwt_field!r} is empty; create a JWT credential in the "
+            "RingCentral developer console and store it in the connection's JWT field."
         )
     if not _looks_like_jwt(jwt):
         raise RingCentralConfigError(
-            f"Connection {conn_id!r}: extra field 'jwt' is not a JWT (expected three base64url parts separated by "
-            "dots, 'eyJ...'); paste the JWT credential itself, not its name or id."
+            f"Connection {conn_id!r}: extra field {jwt_field!r} is not a JWT (expected three base64url parts "
+            "separated by dots, 'eyJ...'); paste the JWT credential itself, not its name or id."
         )
     from_number = validate_e164(
         _extra_field(extra, "from_number"),
@@ -348,7 +389,7 @@ class _BearerAuth(requests.auth.AuthBase):
 _CANCEL_WORDS = {
     CancelOutcome.STOPPED: "the call was stopped before it connected",
     CancelOutcome.NOTHING_TO_STOP: "the session was already gone, nothing to stop",
-    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and RingCentral cannot hang it up",
+    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and a RingOut cancel cannot hang it up",
     CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
     "lets a cancel stop the call",
 }
@@ -410,7 +451,7 @@ class RingCentralHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """JWT and default From number widgets for Airflow cores older than 3.2."""
-        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
+        from airflow_provider_ringout.version_compat import AIRFLOW_V_3_2_PLUS
 
         if AIRFLOW_V_3_2_PLUS:  # the declarative conn-fields are used instead
             return {}
@@ -422,7 +463,7 @@ class RingCentralHook(BaseHook):
             return {}
 
         return {
-            "jwt": PasswordField(lazy_gettext("JWT"), widget=BS3PasswordFieldWidget()),
+            JWT_FIELD: PasswordField(lazy_gettext("JWT"), widget=BS3PasswordFieldWidget()),
             "from_number": StringField(lazy_gettext("Default From number"), widget=BS3TextFieldWidget()),
         }
 
@@ -434,8 +475,9 @@ class RingCentralHook(BaseHook):
     async def _acredentials(self) -> RingCentralCredentials:
         """The same, read the async way (for triggers)."""
         if "credentials" not in self.__dict__:
-            from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
             from asgiref.sync import sync_to_async
+
+            from airflow_provider_ringout.version_compat import AIRFLOW_V_3_3_PLUS
 
             if not AIRFLOW_V_3_3_PLUS:
                 self._mask = _mask_in_process

@@ -424,3 +424,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 "RingOut alert: RingOut %s to %s could not be stopped: %s; moving on.", ringout_id, masked, why
             )
         return NEXT
+
+
+# The function-style name Airflow notifiers also carry (send_slack_notification, send_pagerduty_notification, ...).
+send_ringout_notification = RingOutNotifier

@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from airflow_provider_ringout import JWT_FIELD
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from email.message import Message
@@ -653,7 +655,7 @@ class RingCentralEmulator:
             "host": self.url,
             "login": self.client_id,
             "password": self.client_secret,
-            "extra": {"jwt": self.jwt},
+            "extra": {JWT_FIELD: self.jwt},
         }
         extra = overrides.pop("extra", None)
         conn.update(overrides)

@@ -2,15 +2,17 @@
 The ``ringcentral`` connection form, driven in a real browser against a real Airflow 3 API server.
 
 What runs: ``airflow db migrate`` in a throw-away AIRFLOW_HOME, then ``airflow api-server`` on a free loopback
-port with the simple auth manager (everyone is admin, so no login), ``[core] test_connection = Enabled`` and
-``[core] sensitive_var_conn_names = jwt`` (the setting docs/connection.md recommends, so the REST API and the form
-hide the JWT); a RingCentralEmulator in this process; headless Chromium (Debian's ``/usr/bin/chromium``) driven
+port with the simple auth manager (everyone is admin, so no login) and ``[core] test_connection = Enabled``, and
+nothing else: no ``sensitive_var_conn_names``, because the JWT's key ``jwt_token`` is hidden by Airflow's own
+rules; a RingCentralEmulator in this process; headless Chromium (Debian's ``/usr/bin/chromium``) driven
 by Playwright. The test clicks Admin > Connections > Add Connection, picks "RingCentral" and checks the form
 (relabelled fields, the production URL as placeholder, masked secrets, schema and port hidden), saves it for the
 emulator, presses Test (success), saves a JWT the emulator rejects and presses Test again (the hook's
-explanation), restores it, reopens the form (secrets still masked, values kept), changes only the From number
-(the JWT left as "***" keeps its stored value) and tests again, then checks outside the browser that ``extra``
-holds ``jwt`` and ``from_number`` where ``parse_connection`` reads them, that the REST API shows the JWT as
+explanation), restores it, reopens the form (the JWT field shows "***", and the JWT is nowhere in the page's
+HTML, not even in Extra Fields JSON), changes only the From number (the JWT left as "***" keeps its stored
+value) and tests again. Every response the browser received is scanned: none carries the JWT or the client
+secret. Outside the browser it checks that ``extra`` holds ``jwt_token`` and ``from_number`` where
+``parse_connection`` reads them, that the REST API (one connection and the list) shows the JWT and the secret as
 "***", and that ``RingCentralHook.test_connection()`` in a separate process with the same AIRFLOW_HOME returns
 True. The emulator confirms that testing never placed a call.
 
@@ -38,15 +40,15 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
 
-from airflow_provider_ringout import PRODUCTION_SERVER_URL
+from airflow_provider_ringout import JWT_FIELD, PRODUCTION_SERVER_URL
 from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT, RingCentralEmulator
+from airflow_provider_ringout.version_compat import AIRFLOW_V_3_2_PLUS
 from tests.airflow_runner import airflow_env
 
 try:
@@ -93,6 +95,8 @@ CONN_ID = "ringcentral_ui"
 FROM_NUMBER = "+14155550100"
 NEW_FROM_NUMBER = "+14155550111"
 BAD_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"  # well-formed, but not the emulator's credential
+JWT_INPUT = f"#element_{JWT_FIELD}"
+SECRETS = {"JWT": TEST_JWT, "client secret": TEST_CLIENT_SECRET}
 PORT_BUG = "The host or port to test differs from the stored connection"  # apache/airflow#73298
 UI_TIMEOUT_MS = 20_000
 SERVER_START_TIMEOUT = 90.0
@@ -108,7 +112,6 @@ def server_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "jwt",
     }
 
 
@@ -240,6 +243,33 @@ def page(browser: Browser) -> Iterator[Page]:
 # --- UI helpers ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class ResponseLog:
+    """Every response body the browser received (HTML, scripts, API answers), to show no secret reached it."""
+
+    bodies: list[tuple[str, bytes]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def record(self, response: Response) -> None:
+        if 300 <= response.status < 400:
+            return  # a redirect has no body
+        try:
+            self.bodies.append((response.url, response.body()))
+        except playwright_sync.Error as exc:
+            self.unreadable.append(f"{response.url}: {exc}")
+
+    def leaks(self) -> list[str]:
+        return [
+            f"{name} in {url}"
+            for url, body in self.bodies
+            for name, secret in SECRETS.items()
+            if secret.encode() in body
+        ]
+
+    def api_answers(self) -> list[str]:
+        return [url for url, _ in self.bodies if "/api/v2/connections" in url]
+
+
 def shot(target: Page | Locator, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
@@ -291,7 +321,7 @@ def press_test(page: Page) -> Response:
 def set_jwt(page: Page, jwt: str) -> None:
     dialog = open_edit_form(page)
     open_section(dialog, "Extra Fields")
-    dialog.locator("#element_jwt").fill(jwt)
+    dialog.locator(JWT_INPUT).fill(jwt)
     save(page, dialog)
 
 
@@ -301,6 +331,8 @@ def set_jwt(page: Page, jwt: str) -> None:
 def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, emulator: RingCentralEmulator) -> None:
     expect = playwright_sync.expect
     started = time.monotonic()
+    responses = ResponseLog()
+    page.on("response", responses.record)
 
     # Admin > Connections > Add Connection, type RingCentral.
     page.goto(airflow_server.url + "/")
@@ -335,7 +367,7 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
 
     # Extra fields: JWT (masked) and the default From number.
     open_section(dialog, "Extra Fields")
-    jwt = dialog.locator("#element_jwt")
+    jwt = dialog.locator(JWT_INPUT)
     from_number = dialog.locator("#element_from_number")
     expect(dialog.locator("label", has_text="JWT")).to_be_visible()
     expect(dialog.locator("label", has_text="Default From number")).to_be_visible()
@@ -394,24 +426,36 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
     expect(dialog.locator("input[name=password]")).to_have_attribute("type", "password")
     assert dialog.locator("input[name=password]").input_value() != TEST_CLIENT_SECRET
     open_section(dialog, "Extra Fields")
-    expect(dialog.locator("#element_jwt")).to_have_attribute("type", "password")
-    assert dialog.locator("#element_jwt").input_value() == "***"
+    expect(dialog.locator(JWT_INPUT)).to_have_attribute("type", "password")
+    assert dialog.locator(JWT_INPUT).input_value() == "***"
     expect(dialog.locator("#element_from_number")).to_have_value(FROM_NUMBER)
     shot(dialog, "connection-edit-masked.png")
     # Change only the From number: the JWT left as "***" must keep its stored value.
     dialog.locator("#element_from_number").fill(NEW_FROM_NUMBER)
     open_section(dialog, "Extra Fields JSON")
+    expect(dialog).to_contain_text(f'"{JWT_FIELD}": "***"')
+    shot(dialog, "connection-edit-extra-json.png")
+    html = page.content()
+    assert TEST_JWT not in html and TEST_CLIENT_SECRET not in html
     assert TEST_JWT not in dialog.inner_text()
     save(page, dialog)
     wait_toasts_gone(page)
     answer = press_test(page)  # the stored connection still tests fine with its secrets redacted in the browser
     assert answer.json()["status"] is True, answer.json()
 
-    # Outside the browser: what was stored, under the names parse_connection reads.
+    # Nothing the browser received, from the first page to the last answer, held the JWT or the client secret.
+    assert responses.api_answers(), "no connection API answer recorded: nothing would have been checked"
+    assert [u for u in responses.unreadable if "/api/" in u] == []
+    assert responses.leaks() == []
+
+    # Outside the browser: the REST API hides both secrets by Airflow's own rules (no setting), one and in a list.
     shown = airflow_server.api("GET", f"/api/v2/connections/{CONN_ID}")
-    shown_extra = json.loads(shown["extra"])
+    listed = airflow_server.api("GET", "/api/v2/connections")
+    for secret in SECRETS.values():
+        assert secret not in json.dumps(shown) and secret not in json.dumps(listed)
     assert shown["password"] == "***"
-    assert shown_extra == {"jwt": "***", "from_number": NEW_FROM_NUMBER}
+    assert json.loads(shown["extra"]) == {JWT_FIELD: "***", "from_number": NEW_FROM_NUMBER}
+    # ...and what was stored, under the names parse_connection reads.
     got = airflow_server.cli("connections", "get", CONN_ID, "-o", "json")
     assert got.returncode == 0, got.stdout + got.stderr
     stored = json.loads(got.stdout[got.stdout.index("[") :])[0]
@@ -419,7 +463,7 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
     assert stored["host"] == emulator.url
     assert stored["login"] == TEST_CLIENT_ID
     assert stored["password"] == TEST_CLIENT_SECRET
-    assert stored["extra_dejson"] == {"jwt": TEST_JWT, "from_number": NEW_FROM_NUMBER}
+    assert stored["extra_dejson"] == {JWT_FIELD: TEST_JWT, "from_number": NEW_FROM_NUMBER}
     if port_stored:  # the form kept the port stored for the workaround through every edit
         assert int(stored["port"]) == emulator.port
 

@@ -7,9 +7,11 @@ templating of params, XCom hand-over between tasks, the trigger run in line for 
 connection test). Each test gets its own AIRFLOW_HOME holding a copy of a database migrated once per session,
 so every test sees exactly one DAG run; the subprocess env is built from scratch (nothing inherited), so the
 results do not depend on the developer's shell. After the run the tests read task states and XComs straight
-from that sqlite database, and what was sent to "RingCentral" from the emulator's request record.
+from that sqlite database, and what was sent to "RingCentral" from the emulator's request record. Every run is
+scanned for secrets; one stores the connection in the metadata database instead, and its scan also covers what
+a real API server answers about connections (Airflow's default settings: no ``sensitive_var_conn_names``).
 
-Run: ``pytest tests/e2e/test_example_dags.py -q -p no:cacheprovider -x`` (about a minute and a half).
+Run: ``pytest tests/e2e/test_example_dags.py -q -p no:cacheprovider -x`` (about two minutes on an idle machine).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_ringout import JWT_FIELD
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.airflow_runner import airflow_env, dags_test_needs_reserialize, decode_xcom
+from tests.e2e.standalone import AirflowServices
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -185,18 +189,24 @@ def dags_test(
     *,
     conf: dict[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    connection_in_db: bool = False,
 ) -> DagTestRun:
-    """``airflow dags test dag_id`` against the emulator, then the run as the database recorded it."""
+    """
+    ``airflow dags test dag_id`` against the emulator, then the run as the database recorded it.
+
+    ``connection_in_db``: use the ``ringcentral_default`` saved in the metadata database (as the UI saves it)
+    instead of the environment variable; the secret scan then also covers the API server's connection answers.
+    """
     args = ["dags", "test", dag_id]
     if conf is not None:
         args += ["-c", json.dumps(conf)]
     if dags_test_needs_reserialize():
         airflow(home, "dags", "reserialize")
     started = time.monotonic()
-    proc = airflow(home, *args, env={**connection_env(rc), **(env or {})})
+    proc = airflow(home, *args, env={**({} if connection_in_db else connection_env(rc)), **(env or {})})
     result = DagTestRun(dag_id, proc.returncode, proc.stdout, time.monotonic() - started)
     read_run(home, dag_id, result)
-    assert_no_secret_leaked(home, rc, result)
+    assert_no_secret_leaked(home, rc, result, api_server=connection_in_db)
     return result
 
 
@@ -210,10 +220,28 @@ def without_airflow_ipc_debug(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if not ipc.search(line))
 
 
-def assert_no_secret_leaked(home: Path, rc: RingCentralEmulator, result: DagTestRun) -> None:
+def api_server_answers(home: Path) -> dict[str, str]:
+    """
+    What a user who may read connections gets from a real API server on ``home``'s database, with Airflow's
+    default configuration (no ``sensitive_var_conn_names``): one connection, the list, and the server's log.
+    """
+    with AirflowServices(home, DAGS_FOLDER) as services:
+        services.start("api-server")
+        services.wait_healthy(names=(), timeout=120)
+        one = services.api("GET", "/connections/ringcentral_default")
+        listed = services.api("GET", "/connections")
+    assert one["conn_type"] == "ringcentral" and listed["total_entries"] >= 1, (one, listed)
+    log = "\n".join(s.log_path.read_text(errors="replace") for s in services.ended)
+    return {"API server connection answers": json.dumps([one, listed]), "API server log": log}
+
+
+def assert_no_secret_leaked(
+    home: Path, rc: RingCentralEmulator, result: DagTestRun, *, api_server: bool = False
+) -> None:
     """
     The client secret, the JWT and every token the emulator issued appear nowhere a user can see: the run's
-    output and exception texts, task log files, XCom values, and rendered template fields.
+    output and exception texts, task log files, XCom values, and rendered template fields; with ``api_server``,
+    also what the API server answers about the connection (saved in the metadata database) and its log.
     """
     from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT
 
@@ -231,6 +259,7 @@ def assert_no_secret_leaked(home: Path, rc: RingCentralEmulator, result: DagTest
         "log files": "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file())
         if (home / "logs").exists()
         else "",
+        **(api_server_answers(home) if api_server else {}),
     }
     assert rc.issued_tokens, "no token issued: nothing would have been checked"
     assert rendered, "no rendered template fields recorded: nothing would have been checked"
@@ -295,6 +324,44 @@ def test_call_connects(airflow_home: Path, emulator: RingCentralEmulator) -> Non
     assert emulator.count("POST", "ring-out-create") == 1
     assert emulator.count("DELETE", "ring-out-delete") == 0
     assert not call.cancelled
+
+
+def test_connection_saved_in_the_database_stays_hidden(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """
+    ``ringcentral_default`` saved in the metadata database, as the UI saves it, with Airflow's default settings:
+    example 1 connects, and neither its run nor the API server's answers about the connection show a secret.
+    """
+    saved = airflow(
+        airflow_home,
+        "connections",
+        "add",
+        "ringcentral_default",
+        "--conn-json",
+        emulator.connection_json(extra={"from_number": FROM_NUMBER}),
+    )
+    assert saved.returncode == 0, tail(saved.stdout)
+
+    run = dags_test(airflow_home, emulator, "example_ringout_call", connection_in_db=True)
+
+    assert run.returncode == 0, run
+    assert run.state("call") == "success", run
+    assert run.xcom("call") == only_session(emulator).id
+
+
+def test_legacy_jwt_key_still_calls_and_warns_once(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    """A connection saved by an earlier release (JWT under ``jwt``) still places the call; one warning says how to move it."""
+    conn = json.loads(emulator.connection_json(extra={"from_number": FROM_NUMBER}))
+    conn["extra"]["jwt"] = conn["extra"].pop(JWT_FIELD)
+
+    run = dags_test(
+        airflow_home, emulator, "example_ringout_call", env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": json.dumps(conn)}
+    )
+
+    assert run.returncode == 0, run
+    assert run.state("call") == "success", run
+    assert emulator.count("POST", "ring-out-create") == 1
+    warnings = re.findall(r"keeps the JWT under the extra key 'jwt'.*?Move it to the key 'jwt_token'", run.output)
+    assert len(warnings) == 1, tail(run.output)
 
 
 def test_call_times_out_and_is_cancelled(airflow_home: Path, emulator: RingCentralEmulator) -> None:
@@ -488,7 +555,7 @@ def test_connection_test_succeeds_without_placing_a_call(airflow_home: Path, emu
 
 def test_connection_test_explains_a_bad_jwt(airflow_home: Path, emulator: RingCentralEmulator) -> None:
     """A JWT RingCentral rejects: the CLI fails with a message that names the JWT and the fix; no call is placed."""
-    proc = connections_test(airflow_home, emulator, jwt=BAD_JWT)
+    proc = connections_test(airflow_home, emulator, jwt_token=BAD_JWT)
 
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 

@@ -184,8 +184,8 @@ def test_server_urls_are_normalised(host: str | None, port: int | None, expected
     [
         ({"login": ""}, "Client ID"),
         ({"password": ""}, "Client secret"),
-        ({"extra": {"jwt": ""}}, "'jwt' is empty"),
-        ({"extra": {"jwt": "my-jwt-credential"}}, "not a JWT"),
+        ({"extra": {"jwt_token": ""}}, "'jwt_token' is empty"),
+        ({"extra": {"jwt_token": "my-jwt-credential"}}, "not a JWT"),
         ({"host": "http://example.com"}, "clear text"),
         ({"extra": {"from_number": "0800 123"}}, "from_number"),
     ],
@@ -218,7 +218,7 @@ def test_connection_uri_form_with_encoded_http_host(
     conn = json.loads(emulator.connection_json())
     uri = (
         f"ringcentral://{quote(conn['login'], safe='')}:{quote(conn['password'], safe='')}@"
-        f"{quote(emulator.url, safe='')}/?jwt={quote(TEST_JWT, safe='')}&from_number={quote(FROM, safe='')}"
+        f"{quote(emulator.url, safe='')}/?jwt_token={quote(TEST_JWT, safe='')}&from_number={quote(FROM, safe='')}"
     )
     monkeypatch.setenv("AIRFLOW_CONN_RINGCENTRAL_DEFAULT", uri)
     assert RingCentralHook().place_ringout(to_number=TO)["id"]
@@ -269,7 +269,7 @@ def test_other_credentials_never_ride_on_a_token(
     use(monkeypatch, first, extra={"from_number": FROM}).place_ringout(to_number=TO)
     other_jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlciJ9.c2lnbmF0dXJl"
     second = ringcentral_emulator_factory(jwt=other_jwt)
-    use(monkeypatch, second, extra={"from_number": FROM, "jwt": other_jwt}).place_ringout(to_number=TO)
+    use(monkeypatch, second, extra={"from_number": FROM, "jwt_token": other_jwt}).place_ringout(to_number=TO)
     assert first.count(kind="token") == 1
     assert second.count(kind="token") == 1
 
@@ -412,7 +412,7 @@ def test_test_connection_success_places_no_call(hook: RingCentralHook, emulator:
     ("emulator_settings", "conn_overrides", "fragment"),
     [
         ({}, {"password": "wrong-secret"}, "client ID or client secret"),
-        ({}, {"extra": {"jwt": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}}, "rejected the JWT"),
+        ({}, {"extra": {"jwt_token": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}}, "rejected the JWT"),
         ({"scope": "ReadAccounts"}, {}, "lacks the 'RingOut' permission"),
     ],
 )

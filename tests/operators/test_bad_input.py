@@ -75,8 +75,8 @@ def test_bad_durations_fail_when_the_dag_is_built(field: str, value: Any) -> Non
 CONNECTION_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("no_client_id", {"login": ""}, "Client ID"),
     ("no_secret", {"password": ""}, "Client secret"),
-    ("no_jwt", {"extra": {"jwt": ""}}, "'jwt' is empty"),
-    ("jwt_not_a_jwt", {"extra": {"jwt": "abc123"}}, "not a JWT"),
+    ("no_jwt", {"extra": {"jwt_token": ""}}, "'jwt_token' is empty"),
+    ("jwt_not_a_jwt", {"extra": {"jwt_token": "abc123"}}, "not a JWT"),
     ("host_with_path", {"host": "https://platform.ringcentral.com/restapi/v1.0"}, "without path"),
     ("host_with_query", {"host": "https://platform.ringcentral.com?debug=1"}, "without path"),
     ("http_not_loopback", {"host": "http://platform.ringcentral.com"}, "clear text"),
@@ -112,7 +112,7 @@ def test_server_that_is_not_ringcentral(ringcentral_conn_env: RingCentralEmulato
 
 def test_extra_not_json(ringcentral_emulator: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = json.loads(ringcentral_emulator.connection_json())
-    conn["extra"] = '{"jwt": '
+    conn["extra"] = '{"jwt_token": '
     monkeypatch.setenv("AIRFLOW_CONN_RINGCENTRAL_DEFAULT", json.dumps(conn))
     with pytest.raises(Exception, match=r"not valid JSON|isn.t defined"):
         RingOutOperator(task_id="call", to_number=TO, from_number=FROM).execute(CONTEXT)

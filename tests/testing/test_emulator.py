@@ -112,11 +112,11 @@ def test_connection_json_overrides_top_level_and_merges_extra(emu: RingCentralEm
         "host": emu.url,
         "login": TEST_CLIENT_ID,
         "password": TEST_CLIENT_SECRET,
-        "extra": {"jwt": TEST_JWT},
+        "extra": {"jwt_token": TEST_JWT},
     }
     changed = json.loads(emu.connection_json(password="wrong", extra={"from_number": FROM}))
     assert changed["password"] == "wrong"
-    assert changed["extra"] == {"jwt": TEST_JWT, "from_number": FROM}
+    assert changed["extra"] == {"jwt_token": TEST_JWT, "from_number": FROM}
 
 
 def test_scripted_timeline_is_exact_at_the_boundaries() -> None:

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, ProtocolError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
@@ -39,13 +40,17 @@ from airflow_provider_ringout.exceptions import (
     RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._shared_state import (
+    URGENT_LOCK_WAIT,
     RatePacer,
     StateDir,
     Token,
     TokenCache,
+    bounded_waits,
+    capped_wait,
     default_cache_dir,
+    urgent,
 )
-from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.phone import is_ascii_digits, mask_phone_number, validate_e164
 from airflow_provider_ringout.status import (
     CancelOutcome,
     RingOutState,
@@ -56,7 +61,7 @@ from airflow_provider_ringout.status import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
     import httpx
 
@@ -67,6 +72,8 @@ REQUIRED_SCOPE = "RingOut"
 # 401 codes that mean "this access token is no good": renew once and retry.
 TOKEN_ERROR_CODES = frozenset({"oau-213", "tokeninvalid", "oau-128", "oau-129", "oau-149", "tokenexpired"})
 DEFAULT_RETRY_AFTER = 30.0
+# RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
+_RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -114,17 +121,19 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
         return PRODUCTION_SERVER_URL
     if "://" not in raw:
         raw = f"https://{raw}"
+    shown = _without_userinfo(raw)  # a password written into the URL is never echoed
     try:
         parts = urlsplit(raw)
         url_port = parts.port
     except ValueError as exc:
-        raise RingCentralConfigError(f"{where}: {host!r} is not a valid URL ({exc}).") from None
+        detail = _without_userinfo(str(exc)) if shown == raw else "see the host field"
+        raise RingCentralConfigError(f"{where}: {shown!r} is not a valid URL ({detail}).") from None
     if parts.scheme not in ("https", "http"):
         raise RingCentralConfigError(
             f"{where}: scheme {parts.scheme!r} is not supported; use https://, e.g. {PRODUCTION_SERVER_URL}."
         )
     if not parts.hostname:
-        raise RingCentralConfigError(f"{where}: {host!r} has no host name; e.g. {PRODUCTION_SERVER_URL}.")
+        raise RingCentralConfigError(f"{where}: {shown!r} has no host name; e.g. {PRODUCTION_SERVER_URL}.")
     if parts.username or parts.password:
         raise RingCentralConfigError(f"{where}: put the client ID and secret in login/password, not in the URL.")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -142,6 +151,29 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
     if final_port:
         netloc = f"{netloc}:{final_port}"
     return f"{parts.scheme}://{netloc}"
+
+
+def _without_userinfo(text: str) -> str:
+    """``text`` with any ``user:password@`` part of a URL replaced by ``***@``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+_USERINFO = re.compile(r"(//|^)[^/?#@\s]*@")
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """
+    A 429's wait: ``Retry-After`` in seconds or as an HTTP date, capped at ``MAX_WAIT`` (300 s; RingCentral's
+    penalty is 60 s). Missing or unparseable: ``DEFAULT_RETRY_AFTER``.
+    """
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return DEFAULT_RETRY_AFTER
+    try:
+        seconds = Retry().parse_retry_after(str(value))
+    except (InvalidHeader, ValueError, OverflowError):
+        return DEFAULT_RETRY_AFTER
+    return capped_wait(seconds, DEFAULT_RETRY_AFTER)
 
 
 def _looks_like_jwt(value: str) -> bool:
@@ -246,6 +278,14 @@ def parse_connection(conn: Any, *, mask: Callable[[str | None], None] = _mask) -
     )
 
 
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads`` that raises ``ValueError`` (never ``RecursionError``) for a body nested too deeply."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON body is nested too deeply") from None
+
+
 def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]:
     """
     Error codes and a message from any RingCentral error body (``errors[]``, top-level ``errorCode``, OAuth ``error``).
@@ -253,7 +293,7 @@ def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]
     Bodies that are not JSON (a proxy's HTML page) give no code and a short description instead.
     """
     try:
-        data = json.loads(text) if text else None
+        data = loads_json(text) if text else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -328,6 +368,50 @@ def _loopback_http_allowed(url: str) -> Iterator[None]:
 
 _env_guard = threading.RLock()
 
+# Answers here are a few hundred bytes; a bigger one is not RingCentral (or is hostile) and is not read further.
+MAX_BODY = 1 << 20
+
+
+class ResponseTooLarge(requests.RequestException):
+    """An answer larger than ``MAX_BODY``."""
+
+
+async def _arequest_limited(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """``client.request`` reading at most ``MAX_BODY`` bytes of the body (httpx follows no redirect by default)."""
+    import httpx
+
+    async with client.stream(method, url, **kwargs) as streamed:
+        body = bytearray()
+        async for chunk in streamed.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes")
+    headers = [
+        (k, v) for k, v in streamed.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
+
+
+class RedirectRefused(requests.RequestException):
+    """An answer that redirects: never followed, as it would resend the JWT assertion or a call request."""
+
+
+def _guard_response(response: requests.Response, **_: Any) -> requests.Response:
+    """
+    requests response hook (it runs before the body is read and before redirects are followed).
+
+    Refuses redirects and reads at most ``MAX_BODY`` bytes of the body.
+    """
+    if response.is_redirect:
+        response.close()
+        raise RedirectRefused(f"HTTP {response.status_code} redirect", response=response)
+    body = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw is not None else b""
+    if len(body) > MAX_BODY:
+        response.close()
+        raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes", response=response)
+    response._content = body  # what requests would have read, had it read the body itself
+    return response
+
 
 class _TokenResponseError(Exception):
     def __init__(self, response: requests.Response) -> None:
@@ -353,7 +437,16 @@ _CANCEL_WORDS = {
     "lets a cancel stop the call",
 }
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+# id(loop) -> (the loop, weakly; its client; the async generator that closes the client when the loop shuts down)
+_async_clients: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, Any]] = {}
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` (``asyncio.run`` calls it) closes it."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class RingCentralHook(BaseHook):
@@ -472,6 +565,7 @@ class RingCentralHook(BaseHook):
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": self.user_agent, "Accept": "application/json"})
+        session.hooks["response"].append(_guard_response)
         return session
 
     # --- OAuth ---------------------------------------------------------------------------------------
@@ -492,15 +586,21 @@ class RingCentralHook(BaseHook):
         creds = self.credentials
         oauth = OAuth2Session(client=_jwt_bearer_client(creds.client_id))
         oauth.headers["User-Agent"] = self.user_agent
+        oauth.hooks["response"].append(_guard_response)
 
         def reject_errors(response: requests.Response) -> requests.Response:
+            body: Any = None
             with contextlib.suppress(ValueError):
-                body = response.json()
-                if isinstance(body, dict):
-                    self._mask(body.get("access_token"))
-                    self._mask(body.get("refresh_token"))
+                body = loads_json(response.text)
+            if isinstance(body, dict):
+                self._mask(body.get("access_token"))
+                self._mask(body.get("refresh_token"))
             if response.status_code != 200:
                 raise _TokenResponseError(response)
+            if not isinstance(body, dict):
+                raise RingCentralAuthError(
+                    "the token answer was not a JSON object; is the server URL right?", method="POST", path=TOKEN_PATH
+                )
             return response
 
         oauth.register_compliance_hook("access_token_response", reject_errors)
@@ -553,9 +653,10 @@ class RingCentralHook(BaseHook):
 
     # --- sending, pacing, retrying -------------------------------------------------------------------
 
-    def _retry_policy(self, method: str, attempts: int | None = None) -> Retry:
-        """urllib3's Retry decides: POST ring-out only after 429/503 (not processed); GET/DELETE after any 5xx."""
-        statuses = (429, 503) if method == "POST" else (429, 500, 502, 503, 504)
+    def _retry_policy(self, method: str, attempts: int | None = None, *, idempotent: bool | None = None) -> Retry:
+        """urllib3's Retry decides: POST ring-out only after 429/503 (not processed); others after any 5xx."""
+        idempotent = method != "POST" if idempotent is None else idempotent
+        statuses = (429, 500, 502, 503, 504) if idempotent else (429, 503)
         retries = (attempts or self.max_attempts) - 1
         return Retry(
             total=retries,
@@ -586,13 +687,14 @@ class RingCentralHook(BaseHook):
         except MaxRetryError:
             return None
         if response is not None and response.status == 429:
-            return retry, retry.get_retry_after(response) or DEFAULT_RETRY_AFTER
+            return retry, retry_after(response.headers)
         return retry, retry.get_backoff_time()
 
     def _wait_turn(self, group: str, *, wait: bool = True) -> None:
         """Block until this host may send in ``group`` (never during a 429 penalty), then claim the slot."""
+        deadline = time.monotonic() + URGENT_LOCK_WAIT
         while (delay := self._pacer.reserve(group)) > 0:
-            if not wait:
+            if not wait or (urgent() and time.monotonic() + delay > deadline):
                 raise RingCentralRateLimitError(
                     f"RingCentral's {group} rate limit is in force for another {delay:.0f} s",
                     status_code=429,
@@ -621,11 +723,13 @@ class RingCentralHook(BaseHook):
         """
         url = self.credentials.server_url + path
         attempts = attempts or self.max_attempts
-        retry = self._retry_policy(method, attempts)
+        retry = self._retry_policy(method, attempts, idempotent=idempotent)
         while True:
             self._wait_turn(group, wait=wait)
             try:
                 response = send()
+            except RedirectRefused as exc:
+                raise self._redirect_error(str(exc), method, path) from None
             except requests.RequestException as exc:
                 connect_failed = isinstance(exc, requests.ConnectTimeout) or (
                     isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc)
@@ -673,12 +777,23 @@ class RingCentralHook(BaseHook):
             self._pacer.observe(group, headers)
             if status not in (retry.status_forcelist or ()):
                 return None
-        raw = HTTPResponse(body=b"", headers=dict(headers), status=status, preload_content=False)
+        # urllib3 raises on a Retry-After it cannot parse: hand it the value we read (or none at all).
+        clean = {k: v for k, v in headers.items() if k.lower() != "retry-after"}
+        if status == 429:
+            clean["Retry-After"] = f"{retry_after(headers):.0f}"
+        raw = HTTPResponse(body=b"", headers=clean, status=status, preload_content=False)
         decision = self._next_attempt(retry, method, url, response=raw) if wait or status != 429 else None
         if status == 429:
-            penalty = retry.parse_retry_after(headers["Retry-After"]) if "Retry-After" in headers else None
-            self._pacer.observe(group, headers, penalty=penalty if penalty is not None else DEFAULT_RETRY_AFTER)
+            self._pacer.observe(group, headers, penalty=retry_after(headers))
         return decision
+
+    def _redirect_error(self, what: str, method: str, path: str) -> RingCentralAPIError:
+        return (RingCentralAuthError if path == TOKEN_PATH else RingCentralAPIError)(
+            f"answered with a redirect ({what}), which is not followed: it would send the request (and "
+            f"credentials) elsewhere. Check the connection's Server URL ({self.credentials.server_url})",
+            method=method,
+            path=path,
+        )
 
     def _raise_for_response(self, response: requests.Response, method: str, path: str, *, auth: bool = False) -> None:
         codes, message = parse_error_body(response.text, response.headers.get("Content-Type", ""))
@@ -753,7 +868,7 @@ class RingCentralHook(BaseHook):
     def _status_body(self, response: requests.Response | httpx.Response, method: str, path: str) -> dict[str, Any]:
         """The JSON status body with ``id`` as a string, or a clear error if the answer is not one."""
         try:
-            body = response.json()
+            body = loads_json(response.text)
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("id") in (None, ""):
@@ -779,7 +894,13 @@ class RingCentralHook(BaseHook):
         text = str(ringout_id).strip()
         if "{{" in text or "{%" in text:
             raise RingCentralConfigError(f"ringout_id {text!r} looks like an unrendered template.")
-        return f"{RINGOUT_PATH}/{quote(text, safe='')}"
+        if not _RINGOUT_ID.fullmatch(text):
+            # Only a plain path segment: '..' or '/' would address other resources of the extension.
+            raise RingCentralConfigError(
+                f"ringout_id {text[:40]!r} is not a RingOut id: RingCentral's ids are digits (letters, '-' and '_' "
+                "are also accepted); pass the id returned by RingOutOperator or place_ringout."
+            )
+        return f"{RINGOUT_PATH}/{text}"
 
     def build_ringout_request(
         self,
@@ -811,7 +932,7 @@ class RingCentralHook(BaseHook):
         if caller_id:
             body["callerId"] = {"phoneNumber": caller_id}
         if country_id not in (None, ""):
-            if not str(country_id).isdigit():
+            if not is_ascii_digits(str(country_id)):
                 raise RingCentralConfigError(
                     f"country_id must be RingCentral's numeric country id; got {country_id!r}."
                 )
@@ -923,10 +1044,17 @@ class RingCentralHook(BaseHook):
         self.log.info("Cancel of RingOut %s %s.", ringout_id, "accepted" if accepted else "found no session")
         return accepted
 
-    def cancel_and_confirm(self, ringout_id: str) -> CancelOutcome:
-        """Cancel, then read the status again to tell honestly whether the call was stopped."""
-        accepted = self.cancel_ringout(ringout_id)
-        outcome = cancel_outcome(accepted, self.get_status(ringout_id) if accepted else classify(None))
+    def cancel_and_confirm(self, ringout_id: str, *, urgent: bool = False) -> CancelOutcome:
+        """
+        Cancel, then read the status again to tell honestly whether the call was stopped.
+
+        :param urgent: the caller may run on top of interrupted code (``on_kill`` runs in a SIGTERM handler):
+            wait on no shared-state lock or rate limit for more than a couple of seconds, and use the access
+            token in hand rather than renewing it.
+        """
+        with bounded_waits() if urgent else contextlib.nullcontext():
+            accepted = self.cancel_ringout(ringout_id)
+            outcome = cancel_outcome(accepted, self.get_status(ringout_id) if accepted else classify(None))
         self.log.info("Cancel of RingOut %s: %s.", ringout_id, _CANCEL_WORDS[outcome])
         return outcome
 
@@ -1004,13 +1132,20 @@ class RingCentralHook(BaseHook):
         import httpx
 
         loop = asyncio.get_running_loop()
-        client = _async_clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
-            )
-            _async_clients[loop] = client
+        for key, (ref, _, _) in list(_async_clients.items()):  # forget the clients of loops that are gone
+            gone = ref()
+            if gone is None or gone.is_closed():
+                _async_clients.pop(key, None)
+        entry = _async_clients.get(id(loop))
+        if entry is not None and entry[0]() is loop and not entry[1].is_closed:
+            return entry[1]
+        client = httpx.AsyncClient(
+            headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+        )
+        closer = _close_at_loop_shutdown(client)
+        await closer.__anext__()
+        _async_clients[id(loop)] = (weakref.ref(loop), client, closer)
         return client
 
     async def _atoken(self, *, invalid: str | None = None) -> Token:
@@ -1039,13 +1174,14 @@ class RingCentralHook(BaseHook):
                     break
                 await asyncio.sleep(min(delay, 10.0))
             try:
-                response = await client.request(
+                response = await _arequest_limited(
+                    client,
                     method,
                     url,
                     headers={"Authorization": f"Bearer {token.access_token}"},
                     timeout=creds.request_timeout,
                 )
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, ResponseTooLarge) as exc:
                 error = ConnectTimeoutError() if isinstance(exc, httpx.ConnectError) else ProtocolError(str(type(exc)))
                 decision = self._next_attempt(retry, method, url, error=error)
                 if decision is None:
@@ -1074,6 +1210,8 @@ class RingCentralHook(BaseHook):
                 continue
             if response.status_code == 404:
                 return None
+            if response.is_redirect:
+                raise self._redirect_error(f"HTTP {response.status_code} redirect", method, path)
             if response.status_code >= 400:
                 self._raise_for_response(response, method, path)  # type: ignore[arg-type]
             return response

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import math
 import re
@@ -547,12 +548,17 @@ class RingCentralEmulator:
         max_recorded: int = 100_000,
         verbose: bool = False,
     ) -> None:
-        """Configure; nothing listens until start(). ``rate_limits=None`` turns rate limiting off."""
+        """
+        Configure; nothing listens until start(). ``rate_limits=None`` turns rate limiting off.
+
+        ``host`` is where to listen; empty means 127.0.0.1 (never every interface).
+        """
         if rate_window <= 0:
             raise ValueError("rate_window must be > 0")
         if max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
-        self.host = host
+        # "" would bind every interface (and expose the unauthenticated control plane): loopback instead.
+        self.host = host or "127.0.0.1"
         self.client_id = client_id
         self.client_secret = client_secret
         self.jwt = jwt
@@ -811,6 +817,11 @@ class RingCentralEmulator:
         path = parts.path
         query = dict(parse_qsl(parts.query))
         if path.startswith("/_emulator/") or path == "/_emulator":
+            if not self._local_host_header(headers.get("Host")):
+                # A web page that rebinds its DNS name to 127.0.0.1 still sends its own name: refuse it.
+                return _json_response(
+                    403, {"error": "the control plane answers only Host: localhost or a loopback address"}
+                )
             return self._admin(method, path, body)
         kind, match = self._route(method, path)
         group = _RATE_GROUPS.get(kind)
@@ -846,6 +857,21 @@ class RingCentralEmulator:
             key = (method, kind, record.status)
             self._counts[key] = self._counts.get(key, 0) + 1
         return response
+
+    def _local_host_header(self, host: str | None) -> bool:
+        """Whether a request's ``Host`` names this emulator by a loopback name or address (or its bind address)."""
+        if not host:
+            return False
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            return False
+        if name in ("localhost", self.host.lower()):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
 
     @staticmethod
     def _route(method: str, path: str) -> tuple[str, re.Match[str] | None]:

@@ -323,7 +323,22 @@ _RATE_GROUPS = {
     "ring-out-delete": "Heavy",
     "ring-out-get": "Light",
 }
-FAULTS = frozenset({"429", "503", "500", "reset", "drop_after_processing", "slow", "malformed_json", "html", "401"})
+FAULTS = frozenset(
+    {
+        "429",
+        "503",
+        "500",
+        "reset",
+        "drop_after_processing",
+        "slow",
+        "malformed_json",
+        "html",
+        "401",
+        "deep_json",
+        "huge_body",
+        "redirect",
+    }
+)
 _TOKEN_ERRORS = {
     "OAU-213": "Token not found",
     "OAU-128": "Access token expired",
@@ -1263,6 +1278,16 @@ def _fault_response(fault: _Fault) -> _Response:
         return _Response(502, _HTML_502, {"Content-Type": "text/html"})
     if name == "401":
         return _token_invalid(str(fault.params.get("error_code", "OAU-213")))
+    if name == "deep_json":
+        return _Response(int(fault.params.get("status", 200)), b"[" * 100_000, {"Content-Type": "application/json"})
+    if name == "huge_body":
+        pad = "x" * int(fault.params.get("size", 2 << 20))
+        body = json.dumps({"id": "1", "status": {"callStatus": "Success"}, "pad": pad}).encode()
+        return _Response(200, body, {"Content-Type": "application/json"})
+    if name == "redirect":
+        return _Response(
+            int(fault.params.get("status", 307)), b"", {"Location": str(fault.params.get("location", "/moved"))}
+        )
     raise AssertionError(f"fault {name!r} has no canned response")  # pragma: no cover
 
 

@@ -40,7 +40,7 @@ def validate_e164(value: Any, field: str, *, required: bool = True) -> str | Non
     elif value.startswith("+0"):
         hint = "a country code never starts with 0"
     elif not is_ascii_digits(value[1:]):
-        hint = "only the digits 0-9 may follow the '+'"
+        hint = "only digits (0-9) may follow the '+'"
     else:
         hint = "it must have 2 to 15 digits after the '+'"
     raise RingCentralConfigError(

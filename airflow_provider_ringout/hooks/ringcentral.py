@@ -410,6 +410,7 @@ def _guard_response(response: requests.Response, **_: Any) -> requests.Response:
         response.close()
         raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes", response=response)
     response._content = body  # what requests would have read, had it read the body itself
+    response._content_consumed = True
     return response
 
 

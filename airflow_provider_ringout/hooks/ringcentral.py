@@ -18,7 +18,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
-from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, ProtocolError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
@@ -46,9 +45,17 @@ from airflow_provider_ringout.hooks._shared_state import (
     Token,
     TokenCache,
     bounded_waits,
-    capped_wait,
     default_cache_dir,
     urgent,
+)
+from airflow_provider_ringout.hooks._transport import (
+    RedirectRefused,
+    ResponseTooLarge,
+    arequest_limited,
+    client_for_running_loop,
+    guard_response,
+    loads_json,
+    retry_after,
 )
 from airflow_provider_ringout.phone import is_ascii_digits, mask_phone_number, validate_e164
 from airflow_provider_ringout.status import (
@@ -61,7 +68,7 @@ from airflow_provider_ringout.status import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     import httpx
 
@@ -71,7 +78,6 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REQUIRED_SCOPE = "RingOut"
 # 401 codes that mean "this access token is no good": renew once and retry.
 TOKEN_ERROR_CODES = frozenset({"oau-213", "tokeninvalid", "oau-128", "oau-129", "oau-149", "tokenexpired"})
-DEFAULT_RETRY_AFTER = 30.0
 # RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
 _RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
@@ -159,21 +165,6 @@ def _without_userinfo(text: str) -> str:
 
 
 _USERINFO = re.compile(r"(//|^)[^/?#@\s]*@")
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """
-    A 429's wait: ``Retry-After`` in seconds or as an HTTP date, capped at ``MAX_WAIT`` (300 s; RingCentral's
-    penalty is 60 s). Missing or unparseable: ``DEFAULT_RETRY_AFTER``.
-    """
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return DEFAULT_RETRY_AFTER
-    try:
-        seconds = Retry().parse_retry_after(str(value))
-    except (InvalidHeader, ValueError, OverflowError):
-        return DEFAULT_RETRY_AFTER
-    return capped_wait(seconds, DEFAULT_RETRY_AFTER)
 
 
 def _looks_like_jwt(value: str) -> bool:
@@ -278,14 +269,6 @@ def parse_connection(conn: Any, *, mask: Callable[[str | None], None] = _mask) -
     )
 
 
-def loads_json(text: str | bytes) -> Any:
-    """``json.loads`` that raises ``ValueError`` (never ``RecursionError``) for a body nested too deeply."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("the JSON body is nested too deeply") from None
-
-
 def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]:
     """
     Error codes and a message from any RingCentral error body (``errors[]``, top-level ``errorCode``, OAuth ``error``).
@@ -368,51 +351,6 @@ def _loopback_http_allowed(url: str) -> Iterator[None]:
 
 _env_guard = threading.RLock()
 
-# Answers here are a few hundred bytes; a bigger one is not RingCentral (or is hostile) and is not read further.
-MAX_BODY = 1 << 20
-
-
-class ResponseTooLarge(requests.RequestException):
-    """An answer larger than ``MAX_BODY``."""
-
-
-async def _arequest_limited(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """``client.request`` reading at most ``MAX_BODY`` bytes of the body (httpx follows no redirect by default)."""
-    import httpx
-
-    async with client.stream(method, url, **kwargs) as streamed:
-        body = bytearray()
-        async for chunk in streamed.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes")
-    headers = [
-        (k, v) for k, v in streamed.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
-    ]
-    return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
-
-
-class RedirectRefused(requests.RequestException):
-    """An answer that redirects: never followed, as it would resend the JWT assertion or a call request."""
-
-
-def _guard_response(response: requests.Response, **_: Any) -> requests.Response:
-    """
-    requests response hook (it runs before the body is read and before redirects are followed).
-
-    Refuses redirects and reads at most ``MAX_BODY`` bytes of the body.
-    """
-    if response.is_redirect:
-        response.close()
-        raise RedirectRefused(f"HTTP {response.status_code} redirect", response=response)
-    body = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw is not None else b""
-    if len(body) > MAX_BODY:
-        response.close()
-        raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes", response=response)
-    response._content = body  # what requests would have read, had it read the body itself
-    response._content_consumed = True
-    return response
-
 
 class _TokenResponseError(Exception):
     def __init__(self, response: requests.Response) -> None:
@@ -437,17 +375,6 @@ _CANCEL_WORDS = {
     CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
     "lets a cancel stop the call",
 }
-
-# id(loop) -> (the loop, weakly; its client; the async generator that closes the client when the loop shuts down)
-_async_clients: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, Any]] = {}
-
-
-async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` (``asyncio.run`` calls it) closes it."""
-    try:
-        yield
-    finally:
-        await client.aclose()
 
 
 class RingCentralHook(BaseHook):
@@ -566,7 +493,7 @@ class RingCentralHook(BaseHook):
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": self.user_agent, "Accept": "application/json"})
-        session.hooks["response"].append(_guard_response)
+        session.hooks["response"].append(guard_response)
         return session
 
     # --- OAuth ---------------------------------------------------------------------------------------
@@ -587,7 +514,7 @@ class RingCentralHook(BaseHook):
         creds = self.credentials
         oauth = OAuth2Session(client=_jwt_bearer_client(creds.client_id))
         oauth.headers["User-Agent"] = self.user_agent
-        oauth.hooks["response"].append(_guard_response)
+        oauth.hooks["response"].append(guard_response)
 
         def reject_errors(response: requests.Response) -> requests.Response:
             body: Any = None
@@ -1132,22 +1059,12 @@ class RingCentralHook(BaseHook):
         """One HTTP client per event loop, so thousands of triggers share a connection pool."""
         import httpx
 
-        loop = asyncio.get_running_loop()
-        for key, (ref, _, _) in list(_async_clients.items()):  # forget the clients of loops that are gone
-            gone = ref()
-            if gone is None or gone.is_closed():
-                _async_clients.pop(key, None)
-        entry = _async_clients.get(id(loop))
-        if entry is not None and entry[0]() is loop and not entry[1].is_closed:
-            return entry[1]
-        client = httpx.AsyncClient(
-            headers={"User-Agent": self.user_agent, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+        return await client_for_running_loop(
+            lambda: httpx.AsyncClient(
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+            )
         )
-        closer = _close_at_loop_shutdown(client)
-        await closer.__anext__()
-        _async_clients[id(loop)] = (weakref.ref(loop), client, closer)
-        return client
 
     async def _atoken(self, *, invalid: str | None = None) -> Token:
         token = self._tokens.peek()
@@ -1175,7 +1092,7 @@ class RingCentralHook(BaseHook):
                     break
                 await asyncio.sleep(min(delay, 10.0))
             try:
-                response = await _arequest_limited(
+                response = await arequest_limited(
                     client,
                     method,
                     url,

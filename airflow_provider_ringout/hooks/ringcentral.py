@@ -159,12 +159,12 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
     return f"{parts.scheme}://{netloc}"
 
 
+_USERINFO = re.compile(r"(//|^)[^/?#@\s]*@")
+
+
 def _without_userinfo(text: str) -> str:
     """``text`` with any ``user:password@`` part of a URL replaced by ``***@``."""
     return _USERINFO.sub(r"\1***@", text)
-
-
-_USERINFO = re.compile(r"(//|^)[^/?#@\s]*@")
 
 
 def _looks_like_jwt(value: str) -> bool:

@@ -581,10 +581,13 @@ class RingCentralHook(BaseHook):
 
     # --- sending, pacing, retrying -------------------------------------------------------------------
 
-    def _retry_policy(self, method: str, attempts: int | None = None, *, idempotent: bool | None = None) -> Retry:
-        """urllib3's Retry decides: POST ring-out only after 429/503 (not processed); others after any 5xx."""
-        idempotent = method != "POST" if idempotent is None else idempotent
-        statuses = (429, 500, 502, 503, 504) if idempotent else (429, 503)
+    def _retry_policy(self, method: str, attempts: int | None = None, *, idempotent: bool = True) -> Retry:
+        """
+        urllib3's Retry decides: POST ring-out only after 429 (the one answer RingCentral guarantees was not
+        processed; a 503 from a gateway may come after the call was placed); requests safe to repeat (the token
+        POST, GET, DELETE) after 429 and any 5xx.
+        """
+        statuses = (429, 500, 502, 503, 504) if idempotent else (429,)
         retries = (attempts or self.max_attempts) - 1
         return Retry(
             total=retries,
@@ -646,7 +649,7 @@ class RingCentralHook(BaseHook):
         Send through the pacer with retries (``attempts`` sends at most, default ``max_attempts``); returns the last response (maybe an error for the caller to raise).
 
         A request that is not idempotent (POST ring-out) is resent only after an answer that says it was not
-        processed (429, 503) or a failure to connect; after a timeout or a dropped connection it may already
+        processed (429) or a failure to connect; after a 5xx, a timeout or a dropped connection it may already
         ring, so :class:`RingOutUnconfirmedError` is raised instead.
         """
         url = self.credentials.server_url + path
@@ -776,7 +779,7 @@ class RingCentralHook(BaseHook):
                 continue
             if response.status_code == 404 and method != "POST":
                 return None
-            if method == "POST" and response.status_code >= 500 and response.status_code != 503:
+            if method == "POST" and response.status_code >= 500:
                 raise RingOutUnconfirmedError(
                     f"answered {response.status_code}; the call may have been placed, so it is not sent again",
                     status_code=response.status_code,

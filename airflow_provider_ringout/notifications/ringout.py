@@ -2,16 +2,16 @@
 RingOutNotifier: phone someone when a DAG or task fails (or on any other callback), with an escalation list.
 
 A notifier runs inside Airflow's callback machinery, so it never raises: a failed alert is logged and swallowed.
-It also never alerts twice for one failure: each (dag_id, run_id, task_id, map_index, try_number, numbers) is
-alerted at most once per process, and one alert never dials the same number twice.
+It places one escalation per incident (by default per DAG run, host-wide, for ``dedup_window``), never dials the
+same number twice in one escalation, plans the escalation to end before Airflow stops the callback, and cancels
+the last unanswered call itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import threading
-from collections import OrderedDict
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,32 +19,25 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
 from airflow_provider_ringout.exceptions import RingCentralAuthError, RingCentralConfigError, RingOutUnconfirmedError
+from airflow_provider_ringout.notifications import _budget, _dedup
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Hashable, Sequence
+    from collections.abc import Generator, Sequence
 
     from airflow.sdk import Context
 
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
-# Alerts already sent (or being sent) by this process, oldest first; bounded so a long-lived process never grows.
-_ALERTED: OrderedDict[Hashable, None] = OrderedDict()
-_ALERTED_LOCK = threading.Lock()
-_ALERTED_MAX = 4096
 _MAX_PER_NUMBER_WAIT = timedelta(hours=1)
+_MAX_DEDUP_WINDOW = timedelta(days=7)
 
-
-def _claim_alert(key: Hashable) -> bool:
-    """Record ``key``; False if it was already recorded (this failure was alerted already)."""
-    with _ALERTED_LOCK:
-        if key in _ALERTED:
-            return False
-        _ALERTED[key] = None
-        while len(_ALERTED) > _ALERTED_MAX:
-            _ALERTED.popitem(last=False)
-        return True
+# What one number's call came to.
+DONE = "done"  # delivered (connected / acknowledged), or placed when not waiting: stop here
+NEXT = "next"  # not reached: try the next number
+UNCONFIRMED = "unconfirmed"  # may have connected (answer lost, or session vanished unseen): never redial it
+ABORT = "abort"  # nothing can be placed (credentials refused): stop here
 
 
 def _masked(number: Any) -> str:
@@ -52,34 +45,62 @@ def _masked(number: Any) -> str:
     return mask_phone_number(number) if isinstance(number, str) else f"<not a number: {type(number).__name__}>"
 
 
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
 class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
     """
     Place a RingOut call as an alert; usable as ``on_failure_callback`` (or any other callback) of a DAG or task.
 
-    RingCentral rings ``from_number`` first, then connects it to the alerted number. With
-    ``wait_for_connection=True`` the numbers of ``to_numbers`` are called in order until one connects; a call
-    that fails or is not connected within ``per_number_timeout`` seconds is cancelled before the next number is
-    dialled. Without it, one call is placed to the first number and the notifier returns at once.
+    Two shapes (see docs/notifier.md, "Designing an alert call"):
 
-    It never raises into Airflow (a failed alert is logged as such) and never alerts twice for the same failure in
-    one process. Numbers are logged partly masked.
+    - ``connect_to`` (recommended): each engineer of ``to_numbers`` is rung **first** with RingCentral's press-1
+      prompt; only a person who answers and presses 1 is connected on to ``connect_to`` (an auto-answering
+      bridge, IVR or NOC line), so a voicemail cannot acknowledge. Acknowledged = connected. A number not
+      acknowledged within ``per_number_timeout`` is cancelled and the next engineer is rung.
+    - ``from_number``: RingCentral rings ``from_number`` first, then connects it to the alerted number; any answer
+      of the alerted leg (a voicemail greeting too) counts as connected. With ``wait_for_connection=True`` the
+      numbers are called in turn until one connects; without it one call is placed and the notifier returns.
+
+    A number whose outcome is unknown (the POST's answer was lost, or the session vanished before it was seen
+    connected or failing) is logged as "not confirmed (may have connected)" and the escalation goes on to the
+    next number, never the same one again. The escalation is planned to end before Airflow stops the callback
+    (``[core] task_success_overtime`` on a worker, ``[dag_processor] dag_file_processor_timeout`` in the DAG
+    processor): waits are shortened, or the last numbers dropped (WARNING), and the last call is cancelled.
+    It never raises into Airflow. Numbers are logged partly masked.
 
     .. code-block:: python
 
-        on_failure_callback = RingOutNotifier(
-            to_numbers=["+14155550101", "+14155550102"], from_number="+14155550100", wait_for_connection=True
-        )
+        on_failure_callback = RingOutNotifier(to_numbers=["+14155550101", "+14155550102"], connect_to="+14155550199")
 
-    :param to_numbers: one E.164 number, or an escalation list of them. Templated.
-    :param from_number: the phone rung first, E.164; default: the connection's ``from_number``. Templated.
+    :param to_numbers: one E.164 number, or an escalation list of them (the people alerted). Templated.
+    :param connect_to: with it, each person is rung first and must press 1; the call then goes on to this
+        auto-answering number (E.164). Cannot be given with ``from_number``. Templated.
+    :param from_number: without ``connect_to``: the phone rung first, E.164; default: the connection's
+        ``from_number``. Templated.
     :param caller_id: number shown to the called party (one of the user's numbers). Templated.
     :param ringcentral_conn_id: the ``ringcentral`` connection. Templated.
     :param wait_for_connection: call the numbers in turn until one connects; if False, place one call and return.
-    :param per_number_timeout: seconds to wait for each number to connect before cancelling and moving on.
+        Always on with ``connect_to``.
+    :param per_number_timeout: seconds to wait for each number to connect before cancelling and moving on (may
+        be shortened to fit the callback's time).
     :param poll_interval: seconds between status reads while waiting.
+    :param dedup_key: what identifies one incident: alerts with the same key within ``dedup_window`` place one
+        escalation, across the processes of the host. Templated; default: the DAG run and the numbers alerted
+        (one escalation per DAG run). A per-task key (``"{{ ti.task_id }}-{{ ti.try_number }}"``) alerts for
+        every failing try.
+    :param dedup_window: seconds (or a timedelta) a key is held.
     """
 
-    template_fields: Sequence[str] = ("to_numbers", "from_number", "caller_id", "ringcentral_conn_id")
+    template_fields: Sequence[str] = (
+        "to_numbers",
+        "from_number",
+        "caller_id",
+        "ringcentral_conn_id",
+        "connect_to",
+        "dedup_key",
+    )
 
     def __init__(
         self,
@@ -88,9 +109,12 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         from_number: str | None = None,
         caller_id: str | None = None,
         ringcentral_conn_id: str = "ringcentral_default",
-        wait_for_connection: bool = False,
+        wait_for_connection: bool | None = None,
         per_number_timeout: float = 60,
         poll_interval: float = 2.0,
+        connect_to: str | None = None,
+        dedup_key: str | None = None,
+        dedup_window: float | timedelta = 3600,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,10 +122,47 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         self.from_number = from_number
         self.caller_id = caller_id
         self.ringcentral_conn_id = ringcentral_conn_id
-        self.wait_for_connection = bool(wait_for_connection)
+        self.connect_to = connect_to
+        self.dedup_key = dedup_key
         # Static settings are checked now, so a mistake is a DAG import error rather than a silent failed alert.
         self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=_MAX_PER_NUMBER_WAIT)
         self.poll_interval = seconds(poll_interval, "poll_interval", maximum=_MAX_PER_NUMBER_WAIT)
+        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=_MAX_DEDUP_WINDOW)
+        if connect_to not in (None, ""):
+            if from_number not in (None, ""):
+                raise RingCentralConfigError(
+                    "connect_to and from_number cannot be given together: with connect_to each number of "
+                    "to_numbers is rung first and connected on to connect_to, so there is no from_number. Drop one."
+                )
+            if wait_for_connection is False:
+                raise RingCentralConfigError(
+                    "connect_to waits for each person to press 1; drop wait_for_connection=False (or connect_to)."
+                )
+            if not _is_template(connect_to):
+                validate_e164(connect_to, "connect_to")
+            wait_for_connection = True
+        self.wait_for_connection = bool(wait_for_connection)
+        self._warn_if_unfit()
+
+    def _warn_if_unfit(self) -> None:
+        """At DAG parse: say so if a static escalation list cannot be rung in the time a callback gets."""
+        raw = self.to_numbers
+        if not self.wait_for_connection or _is_template(raw) or not isinstance(raw, (list, tuple)) or len(raw) < 2:
+            return
+        try:
+            unfit = _budget.unfit_settings(len(raw), self.per_number_timeout)
+        except Exception:  # the configuration could not be read: nothing to warn about yet
+            return
+        if unfit:
+            self.log.warning(
+                "RingOutNotifier: an escalation of %d numbers needs about %.0f s to ring each for %.0f s, more "
+                "than a callback gets with %s; there only the first numbers are rung. Raise the setting, or "
+                "shorten the list.",
+                len(raw),
+                _budget.needed(len(raw), self.per_number_timeout),
+                min(self.per_number_timeout, _budget.MIN_WAIT),
+                " / ".join(unfit),
+            )
 
     # --- entry points ----------------------------------------------------------------------------------
 
@@ -150,15 +211,18 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
     def notify(self, context: Context) -> None:
         """Place the alert call(s). Logs, never raises: an alert must not break the callback that sends it."""
         try:
+            started = time.monotonic()
+            budget = _budget.callback_budget() if self.wait_for_connection else _budget.Budget(None)
             numbers = self._numbers()
-            key = self._alert_key(context, numbers)
-            if key is not None and not _claim_alert(key):
+            key = self._incident_key(context, numbers)
+            if key is not None and not _dedup.claim(key, self.dedup_window, self._claims_state()):
                 self.log.warning(
-                    "RingOut alert to %s for this failure was already sent by this process; not calling again.",
+                    "RingOut alert to %s for this incident was already sent (dedup_window %.0f s); not calling again.",
                     ", ".join(_masked(n) for n in numbers) or "nobody",
+                    self.dedup_window,
                 )
                 return
-            self._alert(numbers)
+            self._alert(numbers, budget, started)
         except Exception:
             self.log.exception("RingOut alert FAILED with an unexpected error; the alert may not have been delivered.")
 
@@ -168,9 +232,19 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         items: list[Any] = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         return list(dict.fromkeys(n.strip() if isinstance(n, str) else n for n in items))
 
-    @staticmethod
-    def _alert_key(context: Any, numbers: Sequence[Any]) -> Hashable | None:
-        """What identifies "this failure" for the twice-guard; None when the context names no run at all."""
+    def _claims_state(self) -> Any:
+        """The host-wide state folder the claims live in (the hook's), or None if it cannot be opened."""
+        try:
+            return self.hook._state
+        except Exception as exc:
+            self.log.warning("Alert grouping cannot open the state folder (%s); grouping in this process only.", exc)
+            return None
+
+    def _incident_key(self, context: Any, numbers: Sequence[Any]) -> str | None:
+        """The rendered ``dedup_key``, else the DAG run and the alerted numbers; None when nothing names a run."""
+        target = "|".join(repr(n) for n in numbers) + f"|{self.connect_to!r}"
+        if isinstance(self.dedup_key, str) and self.dedup_key.strip():
+            return f"key|{self.dedup_key.strip()}"
         get = context.get if hasattr(context, "get") else (lambda _key: None)
         ti = get("ti") or get("task_instance")
         dag_run = get("dag_run")
@@ -179,22 +253,10 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         run_id = getattr(ti, "run_id", None) or get("run_id") or getattr(dag_run, "run_id", None)
         if dag_id is None and run_id is None:
             return None
-        # Only an on_execute_callback sees the try still running; every other callback of a try is about how
-        # it ended (the task's and the DAG's failure callbacks then count as one failure, even though the DAG
-        # callback's task instance carries no state).
-        state = getattr(ti, "state", None)
-        phase = "started" if getattr(state, "value", state) == "running" else "ended"
-        return (
-            dag_id,
-            run_id,
-            getattr(ti, "task_id", None),
-            getattr(ti, "map_index", None),
-            getattr(ti, "try_number", None),
-            phase,
-            tuple(repr(n) for n in numbers),
-        )
+        return f"run|{dag_id}|{run_id}|{target}"
 
-    def _alert(self, numbers: list[Any]) -> None:
+    def _valid_numbers(self, numbers: list[Any]) -> list[str]:
+        """The usable E.164 numbers, in order; each unusable one is logged and skipped."""
         valid: list[str] = []
         for position, number in enumerate(numbers, start=1):
             try:
@@ -204,13 +266,19 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 continue
             if checked:
                 valid.append(checked)
+        return valid
+
+    def _alert(self, numbers: list[Any], budget: _budget.Budget, started: float) -> None:
+        valid = self._valid_numbers(numbers)
         if not valid:
             self.log.error("RingOut alert FAILED: no valid number to call in to_numbers; no call was placed.")
             return
         hook = self.hook
-        try:  # the connection, from_number and caller_id are common to every call: check them once
+        try:  # the connection, the first leg and caller_id are common to every call: check them once
             hook.credentials  # noqa: B018 (reads and checks the connection)
-            hook.build_ringout_request(to_number=valid[0], from_number=self.from_number, caller_id=self.caller_id)
+            if self.connect_to:
+                validate_e164(self.connect_to, "connect_to")
+            hook.build_ringout_request(**self._call_args(valid[0]))
         except Exception as exc:
             self.log.error("RingOut alert FAILED before any call was placed: %s", exc)
             return
@@ -220,67 +288,139 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 "are used only for escalation with wait_for_connection=True.",
                 len(valid) - 1,
             )
-        for position, number in enumerate(valid, start=1):
-            outcome = self._call(hook, number, position, len(valid))
-            if outcome in ("done", "abort"):
+        plan = _budget.plan(len(valid), self.per_number_timeout, budget.seconds)
+        deadline = None if budget.seconds is None else started + budget.seconds - _budget.END_MARGIN
+        self._log_plan(plan, len(valid), budget)
+        unconfirmed: list[str] = []
+        for position, number in enumerate(valid[: plan.count], start=1):
+            wait = plan.wait
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic() - _budget.CALL_OVERHEAD)
+                if wait < 1:
+                    self.log.warning(
+                        "RingOut alert: no time left before the callback is stopped; %s not called.",
+                        ", ".join(mask_phone_number(n) for n in valid[position - 1 :]),
+                    )
+                    break
+            outcome = self._call(hook, number, position, len(valid), wait)
+            if outcome in (DONE, ABORT):
                 return
+            if outcome == UNCONFIRMED:
+                unconfirmed.append(number)
+        if unconfirmed:
+            self.log.warning(
+                "RingOut alert NOT CONFIRMED: nobody was seen to answer; %s may have connected.",
+                ", ".join(mask_phone_number(n) for n in unconfirmed),
+            )
+            return
         self.log.error("RingOut alert FAILED: nobody was reached (%s).", ", ".join(mask_phone_number(n) for n in valid))
 
-    def _call(self, hook: RingCentralHook, number: str, position: int, total: int) -> str:
+    def _log_plan(self, plan: _budget.Plan, total: int, budget: _budget.Budget) -> None:
+        if budget.seconds is None or not self.wait_for_connection:
+            return
+        text = plan.describe(total, budget)
+        if plan.count < total:
+            self.log.warning("RingOut alert: the callback's time only allows %s; raise the setting.", text)
+        elif plan.wait < self.per_number_timeout:
+            self.log.info("RingOut alert: waits shortened to fit the callback's time: %s.", text)
+
+    def _call_args(self, number: str) -> dict[str, Any]:
+        """What :meth:`RingCentralHook.place_ringout` gets to alert ``number``, in the notifier's shape."""
+        if self.connect_to:
+            return {
+                "to_number": self.connect_to,
+                "from_number": number,
+                "caller_id": self.caller_id,
+                "play_prompt": True,
+            }
+        return {"to_number": number, "from_number": self.from_number, "caller_id": self.caller_id}
+
+    def _call(self, hook: RingCentralHook, number: str, position: int, total: int, wait: float) -> str:
         """
-        Call one number. Returns "done" (alert delivered, or placed when not waiting), "next" or "abort".
+        Alert one number: :data:`DONE`, :data:`NEXT`, :data:`UNCONFIRMED` or :data:`ABORT`.
 
         A POST is never repeated: the hook does not resend it blindly, and each number is called once.
         """
         masked = mask_phone_number(number)
         self.log.info("RingOut alert: calling %s (%d of %d).", masked, position, total)
         try:
-            body = hook.place_ringout(to_number=number, from_number=self.from_number, caller_id=self.caller_id)
+            body = hook.place_ringout(**self._call_args(number))
         except RingOutUnconfirmedError as exc:
             if not self.wait_for_connection:
                 self.log.warning("RingOut alert to %s may have been placed, but unconfirmed: %s", masked, exc)
-                return "done"
-            self.log.error("RingOut alert to %s is unconfirmed and cannot be watched; moving on: %s", masked, exc)
-            return "next"
+                return DONE
+            self.log.warning(
+                "RingOut alert to %s: not confirmed (may have connected), so it is not dialled again; moving on "
+                "to the next number: %s",
+                masked,
+                exc,
+            )
+            return UNCONFIRMED
         except RingCentralAuthError as exc:
             self.log.error("RingOut alert FAILED: RingCentral refused the credentials, no call placed: %s", exc)
-            return "abort"
+            return ABORT
         except Exception as exc:
             self.log.error("RingOut alert: the call to %s could not be placed: %s", masked, exc)
-            return "next"
+            return NEXT
         ringout_id = str(body["id"])
         if not self.wait_for_connection:
             self.log.info("RingOut alert placed to %s (RingOut %s); not waiting for it to connect.", masked, ringout_id)
-            return "done"
-
+            return DONE
         watch = RingOutWatch(ringout_id)
         watch.observe(classify(body))
         try:
-            state = hook.wait_for_ringout(watch, timeout=self.per_number_timeout, poll_interval=self.poll_interval)
+            state = hook.wait_for_ringout(watch, timeout=wait, poll_interval=min(self.poll_interval, wait))
         except Exception as exc:  # the status could not be read: treat as unanswered, so it is cancelled
             self.log.warning("RingOut alert: could not read the status of RingOut %s: %s", ringout_id, exc)
             state = RingOutState.PENDING
+        except BaseException:  # the callback is being stopped: do not leave the phone ringing
+            self._cancel(hook, ringout_id, masked)
+            raise
+        return self._resolve(hook, watch, state, masked, wait)
+
+    def _resolve(
+        self, hook: RingCentralHook, watch: RingOutWatch, state: RingOutState, masked: str, wait: float
+    ) -> str:
+        """What a watched call came to; cancels it if it is still ringing."""
+        ringout_id = watch.ringout_id
         if state is RingOutState.CONNECTED:
-            self.log.info("RingOut alert delivered: %s answered (RingOut %s).", masked, ringout_id)
-            return "done"
-        why = "failed" if state is RingOutState.FAILED else f"did not connect within {self.per_number_timeout:g} s"
-        self.log.warning("RingOut alert: the call to %s %s (%s).", masked, why, watch.describe())
+            what = "acknowledged (pressed 1)" if self.connect_to else "answered"
+            self.log.info("RingOut alert delivered: %s %s (RingOut %s).", masked, what, ringout_id)
+            return DONE
+        if state is RingOutState.UNKNOWN:
+            self.log.warning(
+                "RingOut alert to %s: not confirmed (may have connected): its session ended before it was seen "
+                "connected or failing (%s); not dialled again, moving on to the next number.",
+                masked,
+                watch.describe(),
+            )
+            return UNCONFIRMED
+        if state is RingOutState.FAILED:
+            self.log.warning("RingOut alert: the call to %s failed (%s).", masked, watch.describe())
+        else:
+            what = "acknowledged" if self.connect_to else "connected"
+            self.log.warning(
+                "RingOut alert: %s was not %s within %.0f s (%s); cancelling.", masked, what, wait, watch.describe()
+            )
         return self._cancel(hook, ringout_id, masked)
 
     def _cancel(self, hook: RingCentralHook, ringout_id: str, masked: str) -> str:
-        """Stop an unanswered call before the next number rings; "done" if it turns out it had connected."""
+        """Stop an unanswered call before the next number rings; :data:`DONE` if it turns out it had connected."""
         try:
             outcome = hook.cancel_and_confirm(ringout_id)
         except Exception as exc:
             self.log.warning("RingOut alert: could not cancel RingOut %s to %s: %s", ringout_id, masked, exc)
-            return "next"
+            return NEXT
         if outcome is CancelOutcome.CONNECTED:
             self.log.info("RingOut alert delivered: %s answered as it was cancelled (RingOut %s).", masked, ringout_id)
-            return "done"
+            return DONE
         if outcome is CancelOutcome.FIRST_LEG_UP:
-            self.log.warning(
-                "RingOut alert: RingOut %s to %s could not be stopped (its first leg is up); moving on anyway.",
-                ringout_id,
-                masked,
+            why = (
+                "it was answered but nobody pressed 1 (a voicemail?), and RingCentral cannot stop it now"
+                if self.connect_to
+                else "its first leg is up"
             )
-        return "next"
+            self.log.warning(
+                "RingOut alert: RingOut %s to %s could not be stopped: %s; moving on.", ringout_id, masked, why
+            )
+        return NEXT

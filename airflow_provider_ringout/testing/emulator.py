@@ -11,7 +11,8 @@ standard library is used. A control plane under ``/_emulator/`` (no auth, not re
 process drive an emulator started by the CLI:
 
 - ``GET health``, ``GET requests``, ``GET tokens``, ``GET sessions``
-- ``POST script`` ``{"to_number": "+1..."|null, "outcome": "busy", "after": 1, "talk": 30, "linger": 5}``
+- ``POST script`` ``{"to_number": "+1..."|null, "outcome": "busy", "after": 1, "talk": 30, "linger": 5}`` (or
+  ``"from_number"`` instead of ``"to_number"``: how the person on the first leg answers)
 - ``POST faults`` ``{"fault": "503", "method": "POST", "path": "ring-out-create", "times": 1, ...params}``
 - ``POST status`` ``{"id": "...", "callStatus": ..., "callerStatus": ..., "calleeStatus": ...}``
 - ``POST reset``, ``POST restart``, ``POST revoke-tokens``, ``POST reject-jwt`` ``{"rejected": true}``
@@ -105,6 +106,7 @@ class Outcome(str, Enum):
     SESSION_DISAPPEARS = "session_disappears"
     FIRST_LEG_UP = "first_leg_up"
     UNKNOWN_STATUS = "unknown_status"
+    VOICEMAIL = "voicemail"  # a machine answers: it connects like a person, but never presses 1 on a prompt
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ _FAILURES: dict[Outcome, Status] = {
     Outcome.NO_ANSWER: ("NoAnswer", "NoAnswer", _IP),
     Outcome.REJECTED: ("CannotReach", "Rejected", _IP),
 }
-_CONNECTING = (Outcome.ANSWERED, Outcome.CONNECTS_THEN_FINISHES, Outcome.UNKNOWN_STATUS)
+_CONNECTING = (Outcome.ANSWERED, Outcome.CONNECTS_THEN_FINISHES, Outcome.UNKNOWN_STATUS, Outcome.VOICEMAIL)
 
 
 def scripted_status(script: CallScript, elapsed: float) -> Status | None:
@@ -594,6 +596,7 @@ class RingCentralEmulator:
         self._counts: dict[tuple[str, str, int], int] = {}
         self._default_script = default_script
         self._scripts: dict[str, CallScript] = {}
+        self._caller_scripts: dict[str, CallScript] = {}
         self._faults: list[_Fault] = []
         self._ringouts: dict[str, _RingOut] = {}
         self._oauth_by_token: dict[str, _OAuthSession] = {}
@@ -695,6 +698,20 @@ class RingCentralEmulator:
             else:
                 self._scripts[to_number] = resolved
 
+    def script_caller(self, from_number: str, script: CallScript | Outcome | str, **kw: Any) -> None:
+        """
+        Script calls whose first leg (``from``) is ``from_number``: how that person answers, whatever ``to`` is.
+
+        It wins over :meth:`script`. With ``playPrompt``, ANSWERED means the person answers and presses 1 (the
+        call connects at ``after``); VOICEMAIL means a voicemail answers the first leg at ``after`` and never
+        presses 1, so the call stays InProgress with that leg up (DELETE cannot stop it, as at RingCentral).
+        """
+        resolved = (
+            replace(script, **kw) if isinstance(script, CallScript) else CallScript(outcome=Outcome(script), **kw)
+        )
+        with self._lock:
+            self._caller_scripts[from_number] = resolved
+
     def inject(
         self, fault: str, *, method: str | None = None, path: str = "any", times: int = 1, **params: Any
     ) -> None:
@@ -755,6 +772,7 @@ class RingCentralEmulator:
             self._counts.clear()
             self._default_script = self._initial_script
             self._scripts.clear()
+            self._caller_scripts.clear()
             self._faults.clear()
             self._issued_tokens.clear()
             self._jwt_rejected = False
@@ -1154,8 +1172,12 @@ class RingCentralEmulator:
             return _invalid_parameter("country.id")
         now = time.monotonic()
         with self._lock:
-            script = self._scripts.get(to_number, self._default_script)
-            if play_prompt and script.outcome in (Outcome.ANSWERED, Outcome.CONNECTS_THEN_FINISHES):
+            caller_script = self._caller_scripts.get(from_number) if isinstance(from_number, str) else None
+            script = caller_script or self._scripts.get(to_number, self._default_script)
+            if caller_script is not None:
+                if play_prompt and script.outcome is Outcome.VOICEMAIL:
+                    script = replace(script, outcome=Outcome.FIRST_LEG_UP)
+            elif play_prompt and script.outcome in _CONNECTING and script.outcome is not Outcome.UNKNOWN_STATUS:
                 # Unattended, nobody presses 1 on the first leg: the second leg is never dialled.
                 script = replace(script, outcome=Outcome.FIRST_LEG_UP, after=script.after / 2)
             ringout_id = self._new_ringout_id()
@@ -1234,8 +1256,12 @@ class RingCentralEmulator:
             return None
         if route == "script":
             to_number = payload.pop("to_number", None)
+            caller = payload.pop("from_number", None)
             outcome = payload.pop("outcome", Outcome.ANSWERED.value)
-            self.script(to_number, outcome, **payload)
+            if caller is not None:
+                self.script_caller(str(caller), outcome, **payload)
+            else:
+                self.script(to_number, outcome, **payload)
         elif route == "faults":
             fault = payload.pop("fault")
             self.inject(str(fault), **payload)

@@ -185,22 +185,28 @@ def test_no_double_alert_for_the_same_failure(ringcentral_conn_env: RingCentralE
 
     assert emulator.count(method="POST", kind="ring-out-create") == 1
 
-    # A later try is another failure, and another notifier with other numbers is another alert.
+    # A later try of the same run is the same incident (one escalation per DAG run by default); another
+    # notifier with other numbers is another alert.
     retry_ti = SimpleNamespace(**{**vars(context["ti"]), "try_number": 2})
     notifier({**context, "ti": retry_ti, "task_instance": retry_ti})
     fast(to_numbers=[SECOND]).notify(context)
-    assert created(emulator) == [FIRST, FIRST, SECOND]
+    assert created(emulator) == [FIRST, SECOND]
 
 
-def test_start_and_end_of_a_try_are_different_alerts(ringcentral_conn_env: RingCentralEmulator) -> None:
-    notifier = fast(to_numbers=[FIRST])
+def test_start_and_end_of_a_try_are_one_incident_unless_keyed_apart(
+    ringcentral_conn_env: RingCentralEmulator,
+) -> None:
     context = make_context()
     running = SimpleNamespace(**{**vars(context["ti"]), "state": "running"})
-
+    notifier = fast(to_numbers=[FIRST])
     notifier({**context, "ti": running, "task_instance": running})  # as an on_execute_callback
-    notifier(context)  # the failure of the same try
+    notifier(context)  # the failure of the same run
+    assert created(ringcentral_conn_env) == [FIRST]
 
-    assert created(ringcentral_conn_env) == [FIRST, FIRST]
+    keyed = fast(to_numbers=[SECOND], dedup_key="{{ run_id }}-{{ ti.state }}")
+    keyed({**context, "ti": running, "task_instance": running})
+    keyed(context)
+    assert created(ringcentral_conn_env) == [FIRST, SECOND, SECOND]
 
 
 def test_one_alert_never_redials_a_number(ringcentral_conn_env: RingCentralEmulator) -> None:
@@ -309,7 +315,14 @@ def test_static_settings_are_checked_when_the_dag_is_parsed() -> None:
 
 def test_numbers_are_rendered_per_call_and_templates_kept(ringcentral_conn_env: RingCentralEmulator) -> None:
     notifier = fast(to_numbers=["{{ params.oncall }}"], from_number="{{ params.desk }}")
-    assert list(notifier.template_fields) == ["to_numbers", "from_number", "caller_id", "ringcentral_conn_id"]
+    assert list(notifier.template_fields) == [
+        "to_numbers",
+        "from_number",
+        "caller_id",
+        "ringcentral_conn_id",
+        "connect_to",
+        "dedup_key",
+    ]
 
     notifier(make_context(params={"oncall": FIRST, "desk": FROM}))
     notifier(make_context(params={"oncall": SECOND, "desk": FROM}))  # the same instance, shared by two tasks
@@ -354,8 +367,11 @@ def test_example_dag_uses_the_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
     [callback] = callbacks
     assert isinstance(callback, RingOutNotifier)
     assert callback.to_numbers == [FIRST, SECOND]
+    assert callback.connect_to == "+14155550199"  # engineers are rung first and must press 1
+    assert callback.from_number is None
     assert callback.wait_for_connection is True
     assert callback.per_number_timeout == 4
+    assert callback.poll_interval >= 2  # within RingCentral's Light budget
 
 
 # --- real Airflow ----------------------------------------------------------------------------------------
@@ -395,8 +411,8 @@ def test_example_dag_task_failure_escalates_under_airflow_dags_test(
     airflow_home: Path, ringcentral_emulator: RingCentralEmulator, tmp_path: Path
 ) -> None:
     emulator = ringcentral_emulator
-    emulator.script(FIRST, CallScript(outcome=Outcome.NEVER_ANSWERS))
-    emulator.script(SECOND, CallScript(outcome=Outcome.ANSWERED, after=0.3))
+    emulator.script_caller(FIRST, CallScript(outcome=Outcome.NEVER_ANSWERS))  # the primary does not answer
+    emulator.script_caller(SECOND, CallScript(outcome=Outcome.ANSWERED, after=0.6))  # the backup presses 1
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(EXAMPLE_DAG, dags)
@@ -404,11 +420,14 @@ def test_example_dag_task_failure_escalates_under_airflow_dags_test(
     output = dags_test("example_ringout_notifier", dags, airflow_home, emulator, tmp_path)
 
     assert "fails on purpose" in output, output[-3000:]
-    assert created(emulator) == [FIRST, SECOND], output[-3000:]
-    assert deleted_ids(emulator) == [ids_by_number(emulator)[FIRST]]
-    assert "RingOut alert delivered" in output
-    assert FIRST not in output  # masked in the task log too
-    assert SECOND not in output
+    rung = [r.json for r in emulator.requests if r.kind == "ring-out-create" and r.json]
+    assert [body["from"]["phoneNumber"] for body in rung] == [FIRST, SECOND], output[-3000:]
+    assert all(body["playPrompt"] is True for body in rung)
+    first_id = next(rid for rid, info in emulator.sessions.items() if info.from_number == FIRST)
+    assert deleted_ids(emulator) == [first_id]
+    assert "acknowledged (pressed 1)" in output
+    for number in (FIRST, SECOND, "+14155550199"):
+        assert number not in output  # masked in the task log too
 
 
 PROBE_DAG = """
@@ -455,4 +474,4 @@ def test_dag_level_failure_callback_under_airflow_dags_test(
 
     assert re.search(r"Executing (on_failure )?dag callback", output), output[-3000:]  # 3.3 / 3.0 wording
     assert created(ringcentral_emulator) == [THIRD, FIRST], output[-3000:]
-    assert "already sent by this process" in output
+    assert "for this incident was already sent" in output  # one escalation per run and numbers

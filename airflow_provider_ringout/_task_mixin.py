@@ -55,6 +55,7 @@ class RingCentralTaskMixin:
             return
         self.log.warning("Task killed while RingOut %s was pending: cancelling it.", watch.ringout_id)
         try:
-            self.hook.cancel_and_confirm(watch.ringout_id)
+            # on_kill runs in Airflow's SIGTERM handler, maybe on top of a token renewal holding the shared locks.
+            self.hook.cancel_and_confirm(watch.ringout_id, urgent=True)
         except Exception:
             self.log.exception("Could not cancel RingOut %s.", watch.ringout_id)

@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 
-_E164 = re.compile(r"\+[1-9]\d{1,14}")
+# [0-9], not \d: \d also matches other scripts' digits (Arabic-Indic, superscripts...), which no network dials.
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _EXAMPLE = "+14155550100"
 
 
@@ -38,14 +39,19 @@ def validate_e164(value: Any, field: str, *, required: bool = True) -> str | Non
         hint = "remove spaces, dashes, dots and brackets"
     elif value.startswith("+0"):
         hint = "a country code never starts with 0"
-    elif not value[1:].isdigit():
-        hint = "only digits may follow the '+'"
+    elif not is_ascii_digits(value[1:]):
+        hint = "only digits (0-9) may follow the '+'"
     else:
         hint = "it must have 2 to 15 digits after the '+'"
     raise RingCentralConfigError(
         f"{field} is not an E.164 phone number ({hint}): got {mask_phone_number(value, force=True)!r}; "
         f"expected a form like {_EXAMPLE}."
     )
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more of the digits 0-9 (``str.isdigit`` also accepts ``'²'`` and ``'٤'``)."""
+    return text.isascii() and text.isdigit()
 
 
 def mask_phone_number(number: str | None, *, force: bool = False) -> str:

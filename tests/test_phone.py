@@ -72,3 +72,18 @@ def test_any_input_gives_a_number_or_our_error(value: Any) -> None:
 def test_masked_numbers_hide_the_middle(number: str) -> None:
     masked = mask_phone_number(number, force=True)
     assert len(masked) == len(number) and masked[-4:] == number[-4:] and "*" in masked
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+1\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660",  # Arabic-Indic digits
+        "+1\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff10\uff10",  # fullwidth digits
+        "+14155550\u00b2",  # a superscript two
+        "+\u0661\u0664\u0661\u0665",
+    ],
+)
+def test_only_ascii_digits_are_digits(number: str) -> None:
+    with pytest.raises(RingCentralConfigError, match="to_number") as err:
+        validate_e164(number, "to_number")
+    assert "0-9" in str(err.value) or "E.164" in str(err.value)

@@ -15,14 +15,14 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
@@ -39,13 +39,25 @@ from airflow_provider_ringout.exceptions import (
     RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._shared_state import (
+    URGENT_LOCK_WAIT,
     RatePacer,
     StateDir,
     Token,
     TokenCache,
+    bounded_waits,
     default_cache_dir,
+    urgent,
 )
-from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.hooks._transport import (
+    RedirectRefused,
+    ResponseTooLarge,
+    arequest_limited,
+    client_for_running_loop,
+    guard_response,
+    loads_json,
+    retry_after,
+)
+from airflow_provider_ringout.phone import is_ascii_digits, mask_phone_number, validate_e164
 from airflow_provider_ringout.status import (
     CancelOutcome,
     RingOutState,
@@ -66,8 +78,9 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REQUIRED_SCOPE = "RingOut"
 # 401 codes that mean "this access token is no good": renew once and retry.
 TOKEN_ERROR_CODES = frozenset({"oau-213", "tokeninvalid", "oau-128", "oau-129", "oau-149", "tokenexpired"})
-DEFAULT_RETRY_AFTER = 30.0
 LEGACY_JWT_FIELD = "jwt"  # the JWT's extra key before JWT_FIELD: still read, with a warning (Airflow shows it)
+# RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
+_RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +130,19 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
         return PRODUCTION_SERVER_URL
     if "://" not in raw:
         raw = f"https://{raw}"
+    shown = _without_userinfo(raw)  # a password written into the URL is never echoed
     try:
         parts = urlsplit(raw)
         url_port = parts.port
     except ValueError as exc:
-        raise RingCentralConfigError(f"{where}: {host!r} is not a valid URL ({exc}).") from None
+        detail = _without_userinfo(str(exc)) if shown == raw else "see the host field"
+        raise RingCentralConfigError(f"{where}: {shown!r} is not a valid URL ({detail}).") from None
     if parts.scheme not in ("https", "http"):
         raise RingCentralConfigError(
             f"{where}: scheme {parts.scheme!r} is not supported; use https://, e.g. {PRODUCTION_SERVER_URL}."
         )
     if not parts.hostname:
-        raise RingCentralConfigError(f"{where}: {host!r} has no host name; e.g. {PRODUCTION_SERVER_URL}.")
+        raise RingCentralConfigError(f"{where}: {shown!r} has no host name; e.g. {PRODUCTION_SERVER_URL}.")
     if parts.username or parts.password:
         raise RingCentralConfigError(f"{where}: put the client ID and secret in login/password, not in the URL.")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -145,6 +160,14 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
     if final_port:
         netloc = f"{netloc}:{final_port}"
     return f"{parts.scheme}://{netloc}"
+
+
+_USERINFO = re.compile(r"(//|^)[^/?#@\s]*@")
+
+
+def _without_userinfo(text: str) -> str:
+    """``text`` with any ``user:password@`` part of a URL replaced by ``***@``."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def _looks_like_jwt(value: str) -> bool:
@@ -294,7 +317,7 @@ def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]
     Bodies that are not JSON (a proxy's HTML page) give no code and a short description instead.
     """
     try:
-        data = json.loads(text) if text else None
+        data = loads_json(text) if text else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -393,8 +416,6 @@ _CANCEL_WORDS = {
     CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
     "lets a cancel stop the call",
 }
-
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 class RingCentralHook(BaseHook):
@@ -514,6 +535,7 @@ class RingCentralHook(BaseHook):
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": self.user_agent, "Accept": "application/json"})
+        session.hooks["response"].append(guard_response)
         return session
 
     # --- OAuth ---------------------------------------------------------------------------------------
@@ -534,15 +556,21 @@ class RingCentralHook(BaseHook):
         creds = self.credentials
         oauth = OAuth2Session(client=_jwt_bearer_client(creds.client_id))
         oauth.headers["User-Agent"] = self.user_agent
+        oauth.hooks["response"].append(guard_response)
 
         def reject_errors(response: requests.Response) -> requests.Response:
+            body: Any = None
             with contextlib.suppress(ValueError):
-                body = response.json()
-                if isinstance(body, dict):
-                    self._mask(body.get("access_token"))
-                    self._mask(body.get("refresh_token"))
+                body = loads_json(response.text)
+            if isinstance(body, dict):
+                self._mask(body.get("access_token"))
+                self._mask(body.get("refresh_token"))
             if response.status_code != 200:
                 raise _TokenResponseError(response)
+            if not isinstance(body, dict):
+                raise RingCentralAuthError(
+                    "the token answer was not a JSON object; is the server URL right?", method="POST", path=TOKEN_PATH
+                )
             return response
 
         oauth.register_compliance_hook("access_token_response", reject_errors)
@@ -598,10 +626,10 @@ class RingCentralHook(BaseHook):
     def _retry_policy(self, method: str, attempts: int | None = None, *, idempotent: bool = True) -> Retry:
         """
         urllib3's Retry decides: POST ring-out only after 429 (the one answer RingCentral guarantees was not
-        processed; a 503 from a gateway may come after the call was placed); token POST after 429/503; GET/DELETE
-        after any 5xx.
+        processed; a 503 from a gateway may come after the call was placed); requests safe to repeat (the token
+        POST, GET, DELETE) after 429 and any 5xx.
         """
-        statuses = (429,) if not idempotent else (429, 503) if method == "POST" else (429, 500, 502, 503, 504)
+        statuses = (429, 500, 502, 503, 504) if idempotent else (429,)
         retries = (attempts or self.max_attempts) - 1
         return Retry(
             total=retries,
@@ -632,13 +660,14 @@ class RingCentralHook(BaseHook):
         except MaxRetryError:
             return None
         if response is not None and response.status == 429:
-            return retry, retry.get_retry_after(response) or DEFAULT_RETRY_AFTER
+            return retry, retry_after(response.headers)
         return retry, retry.get_backoff_time()
 
     def _wait_turn(self, group: str, *, wait: bool = True) -> None:
         """Block until this host may send in ``group`` (never during a 429 penalty), then claim the slot."""
+        deadline = time.monotonic() + URGENT_LOCK_WAIT
         while (delay := self._pacer.reserve(group)) > 0:
-            if not wait:
+            if not wait or (urgent() and time.monotonic() + delay > deadline):
                 raise RingCentralRateLimitError(
                     f"RingCentral's {group} rate limit is in force for another {delay:.0f} s",
                     status_code=429,
@@ -672,6 +701,8 @@ class RingCentralHook(BaseHook):
             self._wait_turn(group, wait=wait)
             try:
                 response = send()
+            except RedirectRefused as exc:
+                raise self._redirect_error(str(exc), method, path) from None
             except requests.RequestException as exc:
                 connect_failed = isinstance(exc, requests.ConnectTimeout) or (
                     isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc)
@@ -719,12 +750,23 @@ class RingCentralHook(BaseHook):
             self._pacer.observe(group, headers)
             if status not in (retry.status_forcelist or ()):
                 return None
-        raw = HTTPResponse(body=b"", headers=dict(headers), status=status, preload_content=False)
+        # urllib3 raises on a Retry-After it cannot parse: hand it the value we read (or none at all).
+        clean = {k: v for k, v in headers.items() if k.lower() != "retry-after"}
+        if status == 429:
+            clean["Retry-After"] = f"{retry_after(headers):.0f}"
+        raw = HTTPResponse(body=b"", headers=clean, status=status, preload_content=False)
         decision = self._next_attempt(retry, method, url, response=raw) if wait or status != 429 else None
         if status == 429:
-            penalty = retry.parse_retry_after(headers["Retry-After"]) if "Retry-After" in headers else None
-            self._pacer.observe(group, headers, penalty=penalty if penalty is not None else DEFAULT_RETRY_AFTER)
+            self._pacer.observe(group, headers, penalty=retry_after(headers))
         return decision
+
+    def _redirect_error(self, what: str, method: str, path: str) -> RingCentralAPIError:
+        return (RingCentralAuthError if path == TOKEN_PATH else RingCentralAPIError)(
+            f"answered with a redirect ({what}), which is not followed: it would send the request (and "
+            f"credentials) elsewhere. Check the connection's Server URL ({self.credentials.server_url})",
+            method=method,
+            path=path,
+        )
 
     def _raise_for_response(self, response: requests.Response, method: str, path: str, *, auth: bool = False) -> None:
         codes, message = parse_error_body(response.text, response.headers.get("Content-Type", ""))
@@ -799,7 +841,7 @@ class RingCentralHook(BaseHook):
     def _status_body(self, response: requests.Response | httpx.Response, method: str, path: str) -> dict[str, Any]:
         """The JSON status body with ``id`` as a string, or a clear error if the answer is not one."""
         try:
-            body = response.json()
+            body = loads_json(response.text)
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("id") in (None, ""):
@@ -825,7 +867,13 @@ class RingCentralHook(BaseHook):
         text = str(ringout_id).strip()
         if "{{" in text or "{%" in text:
             raise RingCentralConfigError(f"ringout_id {text!r} looks like an unrendered template.")
-        return f"{RINGOUT_PATH}/{quote(text, safe='')}"
+        if not _RINGOUT_ID.fullmatch(text):
+            # Only a plain path segment: '..' or '/' would address other resources of the extension.
+            raise RingCentralConfigError(
+                f"ringout_id {text[:40]!r} is not a RingOut id: RingCentral's ids are digits (letters, '-' and '_' "
+                "are also accepted); pass the id returned by RingOutOperator or place_ringout."
+            )
+        return f"{RINGOUT_PATH}/{text}"
 
     def build_ringout_request(
         self,
@@ -857,7 +905,7 @@ class RingCentralHook(BaseHook):
         if caller_id:
             body["callerId"] = {"phoneNumber": caller_id}
         if country_id not in (None, ""):
-            if not str(country_id).isdigit():
+            if not is_ascii_digits(str(country_id)):
                 raise RingCentralConfigError(
                     f"country_id must be RingCentral's numeric country id; got {country_id!r}."
                 )
@@ -969,10 +1017,17 @@ class RingCentralHook(BaseHook):
         self.log.info("Cancel of RingOut %s %s.", ringout_id, "accepted" if accepted else "found no session")
         return accepted
 
-    def cancel_and_confirm(self, ringout_id: str) -> CancelOutcome:
-        """Cancel, then read the status again to tell honestly whether the call was stopped."""
-        accepted = self.cancel_ringout(ringout_id)
-        outcome = cancel_outcome(accepted, self.get_status(ringout_id) if accepted else classify(None))
+    def cancel_and_confirm(self, ringout_id: str, *, urgent: bool = False) -> CancelOutcome:
+        """
+        Cancel, then read the status again to tell honestly whether the call was stopped.
+
+        :param urgent: the caller may run on top of interrupted code (``on_kill`` runs in a SIGTERM handler):
+            wait on no shared-state lock or rate limit for more than a couple of seconds, and use the access
+            token in hand rather than renewing it.
+        """
+        with bounded_waits() if urgent else contextlib.nullcontext():
+            accepted = self.cancel_ringout(ringout_id)
+            outcome = cancel_outcome(accepted, self.get_status(ringout_id) if accepted else classify(None))
         self.log.info("Cancel of RingOut %s: %s.", ringout_id, _CANCEL_WORDS[outcome])
         return outcome
 
@@ -1049,15 +1104,12 @@ class RingCentralHook(BaseHook):
         """One HTTP client per event loop, so thousands of triggers share a connection pool."""
         import httpx
 
-        loop = asyncio.get_running_loop()
-        client = _async_clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(
+        return await client_for_running_loop(
+            lambda: httpx.AsyncClient(
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"},
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
             )
-            _async_clients[loop] = client
-        return client
+        )
 
     async def _atoken(self, *, invalid: str | None = None) -> Token:
         token = self._tokens.peek()
@@ -1085,13 +1137,14 @@ class RingCentralHook(BaseHook):
                     break
                 await asyncio.sleep(min(delay, 10.0))
             try:
-                response = await client.request(
+                response = await arequest_limited(
+                    client,
                     method,
                     url,
                     headers={"Authorization": f"Bearer {token.access_token}"},
                     timeout=creds.request_timeout,
                 )
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, ResponseTooLarge) as exc:
                 error = ConnectTimeoutError() if isinstance(exc, httpx.ConnectError) else ProtocolError(str(type(exc)))
                 decision = self._next_attempt(retry, method, url, error=error)
                 if decision is None:
@@ -1120,6 +1173,8 @@ class RingCentralHook(BaseHook):
                 continue
             if response.status_code == 404:
                 return None
+            if response.is_redirect:
+                raise self._redirect_error(f"HTTP {response.status_code} redirect", method, path)
             if response.status_code >= 400:
                 self._raise_for_response(response, method, path)  # type: ignore[arg-type]
             return response

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
@@ -55,6 +55,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         kwargs.setdefault("poke_interval", 5.0)
         kwargs.setdefault("timeout", timedelta(minutes=5).total_seconds())
         super().__init__(**kwargs)
+        seconds(self.poke_interval, "poke_interval")  # 0 would poll RingCentral in a busy loop
         self.ringout_id = ringout_id
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import math
 import re
@@ -326,7 +327,22 @@ _RATE_GROUPS = {
     "ring-out-delete": "Heavy",
     "ring-out-get": "Light",
 }
-FAULTS = frozenset({"429", "503", "500", "reset", "drop_after_processing", "slow", "malformed_json", "html", "401"})
+FAULTS = frozenset(
+    {
+        "429",
+        "503",
+        "500",
+        "reset",
+        "drop_after_processing",
+        "slow",
+        "malformed_json",
+        "html",
+        "401",
+        "deep_json",
+        "huge_body",
+        "redirect",
+    }
+)
 _TOKEN_ERRORS = {
     "OAU-213": "Token not found",
     "OAU-128": "Access token expired",
@@ -551,12 +567,17 @@ class RingCentralEmulator:
         max_recorded: int = 100_000,
         verbose: bool = False,
     ) -> None:
-        """Configure; nothing listens until start(). ``rate_limits=None`` turns rate limiting off."""
+        """
+        Configure; nothing listens until start(). ``rate_limits=None`` turns rate limiting off.
+
+        ``host`` is where to listen; empty means 127.0.0.1 (never every interface).
+        """
         if rate_window <= 0:
             raise ValueError("rate_window must be > 0")
         if max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
-        self.host = host
+        # "" would bind every interface (and expose the unauthenticated control plane): loopback instead.
+        self.host = host or "127.0.0.1"
         self.client_id = client_id
         self.client_secret = client_secret
         self.jwt = jwt
@@ -831,6 +852,11 @@ class RingCentralEmulator:
         path = parts.path
         query = dict(parse_qsl(parts.query))
         if path.startswith("/_emulator/") or path == "/_emulator":
+            if not self._local_host_header(headers.get("Host")):
+                # A web page that rebinds its DNS name to 127.0.0.1 still sends its own name: refuse it.
+                return _json_response(
+                    403, {"error": "the control plane answers only Host: localhost or a loopback address"}
+                )
             return self._admin(method, path, body)
         kind, match = self._route(method, path)
         group = _RATE_GROUPS.get(kind)
@@ -866,6 +892,21 @@ class RingCentralEmulator:
             key = (method, kind, record.status)
             self._counts[key] = self._counts.get(key, 0) + 1
         return response
+
+    def _local_host_header(self, host: str | None) -> bool:
+        """Whether a request's ``Host`` names this emulator by a loopback name or address (or its bind address)."""
+        if not host:
+            return False
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            return False
+        if name in ("localhost", self.host.lower()):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
 
     @staticmethod
     def _route(method: str, path: str) -> tuple[str, re.Match[str] | None]:
@@ -1265,6 +1306,16 @@ def _fault_response(fault: _Fault) -> _Response:
         return _Response(502, _HTML_502, {"Content-Type": "text/html"})
     if name == "401":
         return _token_invalid(str(fault.params.get("error_code", "OAU-213")))
+    if name == "deep_json":
+        return _Response(int(fault.params.get("status", 200)), b"[" * 100_000, {"Content-Type": "application/json"})
+    if name == "huge_body":
+        pad = "x" * int(fault.params.get("size", 2 << 20))
+        body = json.dumps({"id": "1", "status": {"callStatus": "Success"}, "pad": pad}).encode()
+        return _Response(200, body, {"Content-Type": "application/json"})
+    if name == "redirect":
+        return _Response(
+            int(fault.params.get("status", 307)), b"", {"Location": str(fault.params.get("location", "/moved"))}
+        )
     raise AssertionError(f"fault {name!r} has no canned response")  # pragma: no cover
 
 

@@ -9,6 +9,7 @@ stopped at teardown. The emulator module is imported only when a fixture runs, t
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -54,6 +55,31 @@ def ringcentral_emulator(
 def ringcentral_conn_env(
     ringcentral_emulator: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> RingCentralEmulator:
-    """The emulator, with ``AIRFLOW_CONN_RINGCENTRAL_DEFAULT`` set to its connection JSON for the test."""
+    """
+    The emulator, with ``AIRFLOW_CONN_RINGCENTRAL_DEFAULT`` set to its connection JSON for the test.
+
+    Airflow asks a configured secrets backend before environment variables, so the connection is resolved the
+    way the hook resolves it, and the fixture fails at once unless it points at this emulator: a test must never
+    reach a real RingCentral account.
+    """
     monkeypatch.setenv(CONN_ENV_VAR, ringcentral_emulator.connection_json())
+    assert_connection_targets(ringcentral_emulator)
     return ringcentral_emulator
+
+
+def assert_connection_targets(emulator: RingCentralEmulator, conn_id: str = "ringcentral_default") -> None:
+    """Fail the test unless ``conn_id``, as the hook resolves it, points at ``emulator``."""
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook, normalize_server_url
+
+    conn = RingCentralHook.get_connection(conn_id)
+    try:
+        server = normalize_server_url(conn.host, conn.port, conn_id=conn_id)
+    except Exception as exc:
+        server = f"an unusable host ({type(exc).__name__})"
+    if server != emulator.url:
+        pytest.fail(
+            f"Connection {conn_id!r} resolves to {server}, not to the emulator at {emulator.url}: a secrets backend "
+            f"({os.environ.get('AIRFLOW__SECRETS__BACKEND') or 'configured in airflow.cfg'}) answers before "
+            f"{CONN_ENV_VAR}. Unset [secrets] backend for the tests, so they cannot reach a real RingCentral account.",
+            pytrace=False,
+        )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_ringout._task_mixin import seconds
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class RingOutTrigger(BaseTrigger):
         self.ringout_id = str(ringout_id)
         self.end_time = float(end_time)
         self.ringcentral_conn_id = ringcentral_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = seconds(poll_interval, "poll_interval")  # 0 or less would poll in a busy loop
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout
         self.watch = RingOutWatch(self.ringout_id, seen_connected=seen_connected)

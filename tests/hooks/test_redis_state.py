@@ -136,7 +136,9 @@ def test_token_at_rest_is_sealed_namespaced_and_expires(
     keys = client.keys("*")
     assert keys and all(k.startswith(f"ringout:{{{hook.credentials.cache_key}}}:".encode()) for k in keys)
     assert all(client.pttl(k) > 0 for k in keys)  # nothing piles up
-    dump = b"".join(client.dump(k) or b"" for k in keys) + b"".join(client.get(k) or b"" for k in keys if b"rate" not in k)
+    dump = b"".join(client.dump(k) or b"" for k in keys) + b"".join(
+        client.get(k) or b"" for k in keys if b"rate" not in k
+    )
     for secret in [*emulator.issued_tokens, TEST_JWT, TEST_CLIENT_SECRET]:
         assert secret.encode() not in dump
     token_file = next((tmp_path / "host-a").glob("token-*.json"), None)

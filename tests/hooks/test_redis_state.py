@@ -102,6 +102,7 @@ def _task_on_own_host(conn: str, redis_url: str, backend: str, home: str, barrie
     results.put(state.value)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("backend", "logins"), [("redis", 1), ("file", 4)])
 def test_hosts_starting_together_log_in_once(
     redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path, backend: str, logins: int

@@ -72,10 +72,19 @@ def _client(conn_id: str) -> Any:
             client = RedisHook(redis_conn_id=conn_id).get_conn()
         except Exception as exc:  # a missing or malformed connection: say which, fall back
             raise RedisUnavailable(f"connection {conn_id!r} is not usable ({type(exc).__name__})") from None
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # RedisHook sets no timeouts, and redis-py retries with back-off for seconds: a dead Redis must cost a
+        # task one quick failure (then the files take over), not a hang. One retry still rides over a reconnect.
+        retry = Retry(NoBackoff(), 1)
         pool = getattr(client, "connection_pool", None)
-        if pool is not None:  # RedisHook sets no timeouts: a dead peer must not hang a task
+        if pool is not None:
             pool.connection_kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT)
             pool.connection_kwargs.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+            pool.connection_kwargs["retry"] = retry
+        if hasattr(client, "set_retry"):
+            client.set_retry(retry)
         _clients[conn_id] = client
         return client
 

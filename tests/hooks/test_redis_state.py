@@ -266,26 +266,26 @@ def test_waiting_callers_are_served_in_arrival_order(redis_server: RedisServer, 
 
 
 def test_concurrent_polls_share_the_light_budget_fairly(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A greedy poller that asks every few milliseconds does not crowd out callers that wait as told."""
     pacers = [pacer(tmp_path, str(i)) for i in range(4)]
     learn(pacers[0], "Light", 4, 1)
     sends = [0] * 4
-    stop = time.monotonic() + 3.2
+    stop = time.monotonic() + 4.2
 
     def poll(i: int) -> None:
         while time.monotonic() < stop:
             delay = pacers[i].reserve("Light")
             if delay == 0:
                 sends[i] += 1
-                delay = 0.01 * (i + 1)  # the fastest poller asks most often
-            time.sleep(min(delay, 0.5))
+            time.sleep(0.003 if i == 0 else max(delay, 0.02))  # poller 0 ignores the wait it is told
 
     threads = [threading.Thread(target=poll, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(sends) <= 4 * 4 + 1
-    assert min(sends) >= 2, sends  # nobody starves, however often the others ask
+    assert sum(sends) <= 4 * 5 + 1
+    assert max(sends) - min(sends) <= 3, sends  # each gets its share; nobody starves
 
 
 # --- failure -------------------------------------------------------------------------------------------------

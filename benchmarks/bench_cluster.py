@@ -34,7 +34,7 @@ BACKENDS = ("file", "redis")
 ANSWER_AFTER = 5.0  # seconds from POST until the call connects
 POLL = 5.0  # the operator's default poll interval
 HEAVY_LIMIT = 10
-KILL_REDIS_AFTER = 3.0  # seconds into the last round
+KILL_REDIS_AFTER = 3.0  # seconds into the last round (calls placed, waiting); --kill K:S for another moment
 
 
 def task_process(index: int, rounds: list[tuple[int, Barrier]], commands: Any, results: Any) -> None:
@@ -69,8 +69,10 @@ def task_process(index: int, rounds: list[tuple[int, Barrier]], commands: Any, r
             results.put((index, "error", started, posted, seen, f"{type(exc).__name__}: {str(exc)[:200]}"))
 
 
-def run_round(k: int, backend: str, *, commands: list[Any], results: Any, kill_redis: bool = False) -> dict[str, Any]:
-    """One round of K hosts on ``backend``; ``kill_redis`` kills redis-server a few seconds in."""
+def run_round(
+    k: int, backend: str, *, commands: list[Any], results: Any, kill_redis: float | None = None
+) -> dict[str, Any]:
+    """One round of K hosts on ``backend``; ``kill_redis``: kill redis-server that many seconds after the first request."""
     from airflow_provider_ringout.testing import CallScript, RingCentralEmulator
     from airflow_provider_ringout.testing.redis_server import RedisServer
 
@@ -88,8 +90,10 @@ def run_round(k: int, backend: str, *, commands: list[Any], results: Any, kill_r
                     "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(fresh_cache_dir(f"cluster-{backend}-{k}-host{i}")),
                 }
             )
-        if kill_redis:
-            time.sleep(KILL_REDIS_AFTER)
+        if kill_redis is not None:
+            while not emulator.count():  # the clock starts with the round's first request
+                time.sleep(0.05)
+            time.sleep(kill_redis)
             redis.stop()
         outcomes = [results.get(timeout=900) for _ in range(k)]
         records = emulator.requests
@@ -104,7 +108,7 @@ def run_round(k: int, backend: str, *, commands: list[Any], results: Any, kill_r
     detection = [o[4] - (o[3] + ANSWER_AFTER) for o in outcomes if o[3] and o[4]]
     return {
         "k": k,
-        "backend": backend + (" (Redis killed)" if kill_redis else ""),
+        "backend": backend + ("" if kill_redis is None else f" (Redis killed {kill_redis:g} s in)"),
         "logins": sum(1 for r in records if r.kind == "token" and r.status == 200),
         "token_requests": sum(1 for r in records if r.kind == "token"),
         "answers_429": sum(1 for r in records if r.status == 429),
@@ -131,7 +135,7 @@ def add_rows(report: Report, rounds: list[dict[str, Any]]) -> None:
             f"{r['evictions']} evicted, {r['placed']}/{k} placed, {r['connected']}/{k} connected, {r['wall_s']} s, "
             f"Heavy {r['heavy_used']:.0%}, detection {r['median_detection_s']} s"
         )
-        if r["backend"] == "redis":
+        if r["backend"] == "redis":  # the rounds Redis lived through
             ok = (
                 r["logins"] == 1
                 and r["auth_429"] == 0
@@ -150,16 +154,22 @@ def add_rows(report: Report, rounds: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--kill", metavar="K:S", help="only one round: K hosts on redis, redis-server killed S s in")
+    args = cli.parse_args()
     began = time.monotonic()
     isolate_airflow("cluster")
     report = Report("7 cluster")
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    plan = [(k, backend, False) for k in COUNTS for backend in BACKENDS] + [(8, "redis", True)]
+    plan: list[tuple[int, str, float | None]] = [(k, backend, None) for k in COUNTS for backend in BACKENDS]
+    plan.append((8, "redis", KILL_REDIS_AFTER))
+    if args.kill:
+        hosts, after = args.kill.split(":")
+        plan = [(int(hosts), "redis", float(after))]
     barriers = [(k, ctx.Barrier(k)) for k, _, _ in plan]
-    size = max(COUNTS)
+    size = max(k for k, _, _ in plan)
     commands = [ctx.Queue() for _ in range(size)]
     results = ctx.Queue()
     procs = [ctx.Process(target=task_process, args=(i, barriers, commands[i], results)) for i in range(size)]

@@ -218,6 +218,25 @@ def test_renewal_ahead_of_expiry_by_one_holder(redis_server: RedisServer, tmp_pa
     assert len(logins) == 1
 
 
+def test_trigger_path_shares_the_token_and_budget(
+    redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path
+) -> None:
+    """The async reads of a trigger (another host: the triggerer) use the cluster's token and pacer, off the loop."""
+    import asyncio
+
+    ringout_id = host(tmp_path, "worker").place_ringout(to_number=TO)["id"]
+    triggerer = host(tmp_path, "triggerer")
+
+    async def read_twice() -> list[str]:
+        return [(await triggerer.aget_status(ringout_id)).call_status for _ in range(2)]
+
+    assert len(asyncio.run(read_twice())) == 2
+    assert emulator.count(kind="token") == 1
+    client = redis_server.client()
+    (sent,) = client.keys("*:rate:Light:sent")
+    assert client.zcard(sent) == 2  # both reads were counted in the shared budget
+
+
 # --- rate budget ---------------------------------------------------------------------------------------------
 
 

@@ -224,10 +224,14 @@ class RedisTokenCache:
             if stored is not None and stored.fresh() and stored.access_token != invalid:
                 return stored
             token = login()
-            with self.link.guard() as redis:
-                newer = redis.eval(
-                    _STORE_IF_UNCHANGED, 1, self._redis_key, raw or "", self._dump(token), self._ttl_ms(token)
-                )
+            try:
+                with self.link.guard() as redis:
+                    newer = redis.eval(
+                        _STORE_IF_UNCHANGED, 1, self._redis_key, raw or "", self._dump(token), self._ttl_ms(token)
+                    )
+            except RedisUnavailable:  # Redis died during the login: keep the token (on this host), log in no more
+                self.files.store(token)
+                return token
             other = self.sealer.open(self._load(newer)) if newer else None
             return other if other is not None and other.fresh() and other.access_token != invalid else token
         finally:

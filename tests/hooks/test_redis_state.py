@@ -237,6 +237,26 @@ def test_trigger_path_shares_the_token_and_budget(
     assert client.zcard(sent) == 2  # both reads were counted in the shared budget
 
 
+def test_redis_dying_during_the_login_costs_no_second_login(redis_server: RedisServer, tmp_path: Path) -> None:
+    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+
+    key = "d" * 32
+    sealer = TokenSealer(key, "secret", "jwt")
+    files = TokenCache(StateDir(tmp_path / "host"), key, sealer)
+    cache = RedisTokenCache(files, RedisLink("redis_default", key), sealer)
+    logins: list[int] = []
+
+    def login() -> Token:
+        logins.append(1)
+        redis_server.stop()  # Redis goes away while RingCentral answers
+        return Token(f"token-{len(logins)}", expires_at=time.time() + 3600, issued_at=time.time())
+
+    assert cache.get(login).access_token == "token-1"
+    TokenCache._memory.clear()
+    assert cache.get(login).access_token == "token-1"  # kept in the host's files, Redis still down
+    assert len(logins) == 1
+
+
 # --- rate budget ---------------------------------------------------------------------------------------------
 
 

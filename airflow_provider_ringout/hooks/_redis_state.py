@@ -361,6 +361,7 @@ class RedisRatePacer:
         self.files = files
         self.link = link
         self._caller = secrets.token_hex(8)  # this pacer's place in the queues (one hook: one task or trigger)
+        self._turns: dict[str, float] = {}  # group -> when Redis last said this caller may send (monotonic)
 
     def _keys(self, group: str) -> list[str]:
         base = f"{self.link.prefix}:rate:{group}"
@@ -375,24 +376,34 @@ class RedisRatePacer:
         return True
 
     def reserve(self, group: str) -> float:
-        """Record a send in ``group`` and return 0, or return how long to wait (keeping this caller's turn)."""
-        if not self.link.usable():
-            return self.files.reserve(group)
-        try:
-            with self.link.guard() as redis:
-                delay = redis.eval(
-                    _RESERVE,
-                    4,
-                    *self._keys(group),
-                    self._caller,
-                    self.files.SLACK,
-                    self.ASSUMED_LIMITS.get(group, 0),
-                    self.files.MAX_TRACKED,
-                    WAITER_STALE,
-                )
-        except RedisUnavailable:
-            return self.files.reserve(group)
-        return float(delay)
+        """
+        Record a send in ``group`` and return 0, or return how long to wait (keeping this caller's turn).
+
+        If Redis fails, the turn it last gave this caller is still kept (the hosts ahead hold the slots before
+        it, so sending earlier would overrun the cluster's budget); after it, the host's files pace alone.
+        """
+        if self.link.usable():
+            try:
+                with self.link.guard() as redis:
+                    delay = float(
+                        redis.eval(
+                            _RESERVE,
+                            4,
+                            *self._keys(group),
+                            self._caller,
+                            self.files.SLACK,
+                            self.ASSUMED_LIMITS.get(group, 0),
+                            self.files.MAX_TRACKED,
+                            WAITER_STALE,
+                        )
+                    )
+            except RedisUnavailable:
+                pass
+            else:
+                self._turns[group] = time.monotonic() + delay
+                return delay
+        wait = self._turns.get(group, 0.0) - time.monotonic()
+        return wait if wait > 0 else self.files.reserve(group)
 
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None:
         """Learn the limit from an answer's headers; ``penalty`` (a 429's wait) holds back every host."""

@@ -353,9 +353,11 @@ def test_redis_down_falls_back_to_files_with_one_warning(
 def test_redis_dying_mid_wait_does_not_lose_the_call(
     redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Redis dies while a task waits its turn: the turn Redis gave is kept (hosts ahead own the earlier slots)."""
     hook = host(tmp_path, "a")
     hook.credentials  # noqa: B018
-    hook._pacer.observe("Heavy", {"X-Rate-Limit-Limit": "10", "X-Rate-Limit-Window": "60"}, penalty=2.0)
+    hook._pacer.observe("Heavy", {"X-Rate-Limit-Limit": "10", "X-Rate-Limit-Window": "60"}, penalty=14.0)
+    started = time.monotonic()  # the emulator records monotonic times
     placed: list[str] = []
     with caplog.at_level(logging.WARNING, logger=REDIS_LOGGER):
         worker = threading.Thread(target=lambda: placed.append(hook.place_ringout(to_number=TO)["id"]))
@@ -363,8 +365,10 @@ def test_redis_dying_mid_wait_does_not_lose_the_call(
         time.sleep(0.5)
         assert not placed  # waiting out the cluster-wide penalty
         redis_server.stop()
-        worker.join(30)
+        worker.join(40)
     assert len(placed) == 1 and emulator.count(kind="ring-out-create") == 1
+    (post,) = [r for r in emulator.requests if r.kind == "ring-out-create"]
+    assert post.time >= started + 13.5  # not at the hook's 10 s wake-up: the cluster's turn still held
     assert len(_warnings(caplog)) == 1
 
 

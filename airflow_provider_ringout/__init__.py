@@ -91,6 +91,21 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/var/cache/airflow-ringcentral",
                         "default": "",
                     },
+                    "shared_state": {
+                        "description": "Where the token and the rate budget are shared: 'file' (this host's "
+                        "token_cache_dir) or 'redis' (the whole cluster; needs airflow-provider-ringout[redis]).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "redis",
+                        "default": "file",
+                    },
+                    "redis_conn_id": {
+                        "description": "The Airflow connection of type redis used when shared_state is 'redis'.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "redis_default",
+                        "default": "redis_default",
+                    },
                     "log_full_phone_numbers": {
                         "description": "Log phone numbers whole instead of partly masked (+1******4567).",
                         "version_added": "0.1.0",

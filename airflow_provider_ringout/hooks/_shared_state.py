@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+
 log = logging.getLogger(__name__)
 
 # No pacer wait is ever longer than this (RingCentral's penalty is 60 s): a bogus Retry-After, a corrupt file or
@@ -288,10 +290,19 @@ class TokenCache:
 
     _memory: dict[str, Token] = {}
 
-    def __init__(self, state: StateDir, key: str) -> None:
+    def __init__(self, state: StateDir, key: str, sealer: TokenSealer | None = None) -> None:
         self.state = state
         self.key = key
         self.name = f"token-{key}"
+        self.sealer = sealer  # the hook always passes one: the token is then written only encrypted
+
+    def _open(self, cached: Mapping[str, Any] | None) -> Token | None:
+        if self.sealer is not None:
+            return self.sealer.open(cached)
+        return Token.from_cache(cached) if cached and cached.get("key") == self.key else None
+
+    def _record(self, token: Token) -> dict[str, Any]:
+        return self.sealer.seal(token) if self.sealer is not None else {"key": self.key, **asdict(token)}
 
     def peek(self) -> Token | None:
         """The in-process token if still fresh; no I/O, safe on an event loop."""
@@ -316,17 +327,17 @@ class TokenCache:
             return token
         with self.state.locked(self.name):
             cached = self.state.read(self.name)
-            token = Token.from_cache(cached) if cached and cached.get("key") == self.key else None
+            token = self._open(cached)
             if token is None or not token.fresh() or token.access_token == invalid:
                 token = login()
-                self.state.write(self.name, {"key": self.key, **asdict(token)})
+                self.state.write(self.name, self._record(token))
             self._memory[self.key] = token
             return token
 
     def store(self, token: Token) -> None:
         """Share a token obtained outside :meth:`get` (a connection test)."""
         with self.state.locked(self.name):
-            self.state.write(self.name, {"key": self.key, **asdict(token)})
+            self.state.write(self.name, self._record(token))
             self._memory[self.key] = token
 
 

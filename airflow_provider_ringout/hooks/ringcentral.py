@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from airflow_provider_ringout.hooks._redis_state import RedisRatePacer, RedisTokenCache
+
 TOKEN_PATH = "/restapi/oauth/token"  # noqa: S105 (a URL path, not a secret)
 RINGOUT_PATH = "/restapi/v1.0/account/~/extension/~/ring-out"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -511,12 +513,19 @@ class RingCentralHook(BaseHook):
         return StateDir(self._token_cache_dir or default_cache_dir())
 
     @cached_property
-    def _tokens(self) -> TokenCache:
-        return TokenCache(self._state, self.credentials.cache_key)
+    def _shared(self) -> tuple[TokenCache | RedisTokenCache, RatePacer | RedisRatePacer]:
+        """Token cache and pacer on ``[ringcentral] shared_state`` (host files or Redis); the token sealed at rest."""
+        from airflow_provider_ringout.hooks._backend import shared_state
+
+        return shared_state(self._state, self.credentials)
 
     @cached_property
-    def _pacer(self) -> RatePacer:
-        return RatePacer(self._state, self.credentials.cache_key)
+    def _tokens(self) -> TokenCache | RedisTokenCache:
+        return self._shared[0]
+
+    @cached_property
+    def _pacer(self) -> RatePacer | RedisRatePacer:
+        return self._shared[1]
 
     @cached_property
     def user_agent(self) -> str:

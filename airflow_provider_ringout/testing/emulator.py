@@ -606,6 +606,7 @@ class RingCentralEmulator:
         self._issued_tokens: list[str] = []
         self._jwt_rejected = False
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._evictions = 0
 
     # ----------------------------------------------------------------------------------------- lifecycle
 
@@ -779,6 +780,7 @@ class RingCentralEmulator:
             self._issued_tokens.clear()
             self._jwt_rejected = False
             self._buckets.clear()
+            self._evictions = 0
 
     # ------------------------------------------------------------------------------------- inspection
 
@@ -800,6 +802,25 @@ class RingCentralEmulator:
                 for (m, k, s), n in self._counts.items()
                 if (verb is None or m == verb) and (kinds is None or k in kinds) and (status is None or s == status)
             )
+
+    @classmethod
+    def with_real_limits(cls, **settings: Any) -> RingCentralEmulator:
+        """
+        An emulator throttling as RingCentral does: Auth 5, Heavy 10, Light 50 (Medium 40) a minute per credential,
+        a 60 s penalty restarted by every request made during it, truthful ``X-Rate-Limit-*`` headers, and at
+        most 5 OAuth sessions per credential (the oldest evicted). ``settings`` override the rest.
+        """
+        settings.setdefault("rate_limits", dict(cls.DEFAULT_RATE_LIMITS))
+        settings.setdefault("rate_window", 60.0)
+        settings.setdefault("rate_penalty", 60.0)
+        settings.setdefault("max_sessions", 5)
+        return cls(**settings)
+
+    @property
+    def evictions(self) -> int:
+        """OAuth sessions ended because a newer login passed the session cap (since the last reset)."""
+        with self._lock:
+            return self._evictions
 
     @property
     def issued_tokens(self) -> list[str]:
@@ -1071,6 +1092,7 @@ class RingCentralEmulator:
         sessions.append(session)
         while len(sessions) > self.max_sessions:
             sessions.pop(0).active = False
+            self._evictions += 1
         return session
 
     def _issue(self, session: _OAuthSession, now: float) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -21,6 +22,44 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A datetime, or an ISO 8601 string of one (Airflow 3.0's ``dags test`` hands one over), as aware UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def first_poke_time(context: Context, timeout: float) -> datetime:
+    """
+    When a rescheduled sensor first poked: Airflow's first reschedule date, normalised.
+
+    ``None`` before the first reschedule means "now". If the core cannot say (``None`` after a reschedule, or a
+    value that is no date), the DAG run's start is used: it is never later than the first poke, so the timeout
+    comes early rather than late and the call is still cancelled; without it the timeout is taken as reached.
+    """
+    now = datetime.now(timezone.utc)
+    raw = context["ti"].get_first_reschedule_date(context)
+    if raw is None and not context.get("task_reschedule_count"):
+        return now
+    first = as_utc(raw)
+    if first is not None:
+        return first
+    run_start = as_utc(getattr(context.get("dag_run"), "start_date", None))
+    log.warning(
+        "Airflow gave no usable first reschedule date (%r); timing the sensor from %s so it still cancels in time.",
+        raw,
+        f"the DAG run's start ({run_start.isoformat()})" if run_start else "its timeout (cancelling now)",
+    )
+    return run_start or now - timedelta(seconds=timeout)
 
 
 class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
@@ -59,6 +98,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
+        self._timeout_cancelled = False
 
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
@@ -84,16 +124,36 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
     def _last_poke_before_timeout(self, context: Context) -> bool:
         """Whether the next reschedule would land after ``timeout``."""
-        from airflow.providers.common.compat.sdk import timezone
-
-        started = context["ti"].get_first_reschedule_date(context) or timezone.utcnow()
-        elapsed = (timezone.utcnow() - started).total_seconds()
+        elapsed = (datetime.now(timezone.utc) - first_poke_time(context, float(self.timeout))).total_seconds()
         return elapsed + float(self.poke_interval) >= float(self.timeout)
+
+    def _poke_then_reschedule(self, context: Context) -> None:
+        """
+        One reschedule-mode poke; pending, the task is rescheduled ``poke_interval`` later.
+
+        Decided here rather than in Airflow's sensor loop, which subtracts the raw first reschedule date and
+        breaks on a core that hands over a string (3.0's ``dags test``). The timeout is decided by ``poke``.
+        """
+        try:
+            from airflow.sdk.exceptions import AirflowRescheduleException
+        except ImportError:  # Airflow < 3.1
+            from airflow.exceptions import AirflowRescheduleException
+
+        if self.poke(context):
+            return
+        raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=float(self.poke_interval)))
 
     def execute(self, context: Context) -> Any:
         if self.deferrable:
             return self._check_once_then_defer(context)
         try:
+            if self.reschedule:
+                try:
+                    return self._poke_then_reschedule(context)
+                except AirflowSensorTimeout as exc:
+                    if self.soft_fail:
+                        raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
+                    raise
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowSkipException) as exc:
             # A skip without a cause is soft_fail's timeout; one with a cause came from a failed poke.
@@ -139,8 +199,9 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {event.get('message', 'unknown error')}")
 
     def _cancel_after_timeout(self) -> None:
-        if not self.cancel_on_timeout or self._watch is None:
+        if not self.cancel_on_timeout or self._watch is None or self._timeout_cancelled:
             return
+        self._timeout_cancelled = True  # once: the last poke cancels, then the timeout passes through execute
         outcome = self.hook.cancel_and_confirm(self._watch.ringout_id)
         if not outcome.stopped:
             self.log.warning(

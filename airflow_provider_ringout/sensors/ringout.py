@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
@@ -30,7 +31,7 @@ def as_utc(value: Any) -> datetime | None:
     """A datetime, or an ISO 8601 string of one (Airflow 3.0's ``dags test`` hands one over), as aware UTC."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))  # Python < 3.11 refuses "Z"
         except ValueError:
             return None
     if not isinstance(value, datetime):
@@ -99,6 +100,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
         self._timeout_cancelled = False
+        self._first_poke: datetime | None = None
 
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
@@ -122,10 +124,15 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             )
         return state is RingOutState.CONNECTED
 
+    def _elapsed(self, context: Context) -> float:
+        """Seconds since the rescheduled sensor first poked (asked once per poke: each poke is a new process)."""
+        if self._first_poke is None:
+            self._first_poke = first_poke_time(context, float(self.timeout))
+        return (datetime.now(timezone.utc) - self._first_poke).total_seconds()
+
     def _last_poke_before_timeout(self, context: Context) -> bool:
         """Whether the next reschedule would land after ``timeout``."""
-        elapsed = (datetime.now(timezone.utc) - first_poke_time(context, float(self.timeout))).total_seconds()
-        return elapsed + float(self.poke_interval) >= float(self.timeout)
+        return self._elapsed(context) + float(self.poke_interval) >= float(self.timeout)
 
     def _poke_then_reschedule(self, context: Context) -> None:
         """
@@ -136,12 +143,15 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         """
         try:
             from airflow.sdk.exceptions import AirflowRescheduleException
-        except ImportError:  # Airflow < 3.1
+        except ImportError:  # older Airflow 3 cores
             from airflow.exceptions import AirflowRescheduleException
 
         if self.poke(context):
             return
-        raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=float(self.poke_interval)))
+        self._elapsed(context)  # the first poke's time, normalised (already known unless the poke had no need)
+        # Airflow's own interval rule (poke_interval, or exponential_backoff capped by timeout and max_wait).
+        interval = self._get_next_poke_interval(self._first_poke, lambda: self._elapsed(context), 1)  # type: ignore[arg-type]
+        raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=float(interval)))
 
     def execute(self, context: Context) -> Any:
         if self.deferrable:
@@ -150,7 +160,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             if self.reschedule:
                 try:
                     return self._poke_then_reschedule(context)
-                except AirflowSensorTimeout as exc:
+                except (AirflowSensorTimeout, AirflowFailException) as exc:  # as Airflow's sensor loop does
                     if self.soft_fail:
                         raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
                     raise

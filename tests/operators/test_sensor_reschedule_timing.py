@@ -52,7 +52,9 @@ def test_no_usable_date_falls_back_to_the_run_start(given: Any, caplog: pytest.L
 
 
 def test_no_date_and_no_run_start_means_the_timeout_is_reached() -> None:
-    sensor = RingOutSensor(task_id="wait", ringout_id="1", mode="reschedule", poke_interval=5, timeout=60)
-    assert sensor._last_poke_before_timeout(context("garbage", run_start=None))
-    assert not sensor._last_poke_before_timeout(context(datetime.now(timezone.utc)))
-    assert sensor._last_poke_before_timeout(context(datetime.now(timezone.utc) - timedelta(seconds=56)))
+    def sensor() -> RingOutSensor:  # a new one per poke, as each poke is a new process
+        return RingOutSensor(task_id="wait", ringout_id="1", mode="reschedule", poke_interval=5, timeout=60)
+
+    assert sensor()._last_poke_before_timeout(context("garbage", run_start=None))
+    assert not sensor()._last_poke_before_timeout(context(datetime.now(timezone.utc)))
+    assert sensor()._last_poke_before_timeout(context(datetime.now(timezone.utc) - timedelta(seconds=56)))

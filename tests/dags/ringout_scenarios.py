@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import DAG
 
-from airflow_provider_ringout.exceptions import RingOutOutcomeUnknownError
+from airflow_provider_ringout.exceptions import RingOutUnconfirmedError
 from airflow_provider_ringout.operators.ringout import RingOutCancelOperator, RingOutOperator
 from airflow_provider_ringout.sensors.ringout import RingOutSensor
 
@@ -144,12 +144,12 @@ for mode in ("blocking", "deferrable"):
 
 
 class LostAfterTheOutcome(RingOutOperator):
-    """Test double of a worker that dies on its first try just after the call's unknown outcome was decided."""
+    """Test double of a worker that dies on its first try just after the POST's answer was lost."""
 
-    def _finish(self, state: Any, watch: Any, context: Any) -> None:
+    def submit_job(self, context: Any) -> str:
         try:
-            super()._finish(state, watch, context)
-        except RingOutOutcomeUnknownError:
+            return super().submit_job(context)
+        except RingOutUnconfirmedError:
             if context["ti"].try_number == 1:
                 raise RuntimeError("simulated worker loss after the outcome was decided") from None
             raise
@@ -158,7 +158,7 @@ class LostAfterTheOutcome(RingOutOperator):
 with DAG("no_redial_resumed", schedule=None, start_date=START, catchup=False, tags=["test"]):
     LostAfterTheOutcome(
         task_id="call",
-        to_number=NO_REDIAL["vanished"],
+        to_number=NO_REDIAL["unconfirmed"],
         from_number=FROM,
         poll_interval=NO_REDIAL_POLL,
         wait_timeout=30,

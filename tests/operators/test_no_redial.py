@@ -136,23 +136,26 @@ def test_call_seen_busy_is_dialled_again_by_the_retry(
     assert "may have connected" not in result.output
 
 
-def test_resumed_try_after_an_unknown_outcome_does_not_dial(
+def test_resumed_try_after_an_unconfirmed_post_does_not_dial(
     airflow_home: AirflowHome, emulator: RingCentralEmulator
 ) -> None:
     """
-    The first try decides "may have connected", then its worker dies before Airflow records the failure, so
-    Airflow retries. On 3.3+ the retry finds the outcome in task_state_store and fails without dialling. Before
-    3.3 there is no task_state_store: the retry dials again, as documented (docs/operators.md, retries).
+    The POST's answer is lost, then the first try's worker dies before Airflow records the failure, so Airflow
+    retries. On 3.3+ the retry finds the outcome in task_state_store and fails without dialling. Before 3.3
+    there is no task_state_store: the retry dials again, as documented (docs/operators.md, retries).
     """
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
-    number = NO_REDIAL["vanished"]
-    emulator.script(number, CallScript(outcome=Outcome.ANSWERED, after=0.5, talk=0.5, linger=0.5))
+    number = NO_REDIAL["unconfirmed"]
+    emulator.script(number, CallScript(outcome=Outcome.ANSWERED, after=0.5))
+    emulator.inject("drop_after_processing", method="POST", path="ring-out-create")
     result = run(airflow_home, emulator, "no_redial_resumed")
     assert "simulated worker loss after the outcome was decided" in result.output
-    assert result.states["call"] == "failed", result.output[-3000:]
+    assert tries(airflow_home, "no_redial_resumed") == 2
     if AIRFLOW_V_3_3_PLUS:
+        assert result.states["call"] == "failed", result.output[-3000:]
         assert posts(emulator, number) == 1, result.output[-3000:]
         assert "An earlier try of this task placed a call that may have connected" in result.output
+        assert CLEAR_TO_CALL in result.output
     else:
         assert posts(emulator, number) == 2

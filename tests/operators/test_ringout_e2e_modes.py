@@ -122,6 +122,8 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     if AIRFLOW_V_3_3_PLUS:  # gone while nobody watched: it may have connected, so it is never dialled again
         assert gone_posts == 1
         assert "may have connected; it is not dialled again" in result.output
+    else:  # documented limitation before 3.3: a retry after a lost worker cannot know the first call, dials again
+        assert gone_posts == 2
 
 
 FAULTS = ["429", "token_revoked", "503_burst", "reset", "slow_get", "malformed_json", "html", "jwt_revoked", "restart"]

@@ -492,7 +492,7 @@ def test_rescheduled_sensor_cancels_before_its_timeout(
     assert final == "failed", f"{run.describe()}\n{run.task_log()[-4000:]}"
     assert run.seen("up_for_reschedule"), run.describe()
     deletes = requests_for(emulator, ringout_id, "ring-out-delete")
-    assert len(deletes) == 1, [(r.method, r.status) for r in deletes]
+    assert len(deletes) == 1, f"{len(deletes)} DELETEs; {run.describe()}\n{run.task_log()[-6000:]}"
     assert emulator.sessions[ringout_id].cancelled
     gets = requests_for(emulator, ringout_id, "ring-out-get")
     assert len(gets) >= 2  # it was rescheduled at least once before the last poke

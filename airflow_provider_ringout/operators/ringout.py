@@ -14,6 +14,7 @@ from airflow_provider_ringout.exceptions import (
     RingOutFailedError,
     RingOutOutcomeUnknownError,
     RingOutTimeoutError,
+    RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
 
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 
 # Outcome remembered in task_state_store, so a retry knows how the call ended even once RingCentral forgot it.
 OUTCOME_KEY = "ringout_outcome"
+# Set when a call may have connected (its session vanished unseen, or the POST's answer was lost): no later try
+# dials again until a user clears the task (Airflow counts clears in ``dag_run.clear_number``).
+HOLD_KEY = "ringout_hold"
+NOT_REDIALLED = "it is not dialled again. Clear the task to place a new call deliberately."
+
+
+def clear_number(context: Context) -> int:
+    """How many times the DAG run was cleared (0 on cores that do not say), to tell a clear from a retry."""
+    return int(getattr(context.get("dag_run"), "clear_number", None) or 0)
 
 
 def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
@@ -112,18 +122,57 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             play_prompt=self.play_prompt,
             country_id=self.country_id,
         )
+        self._refuse_if_held(context)
         return self.execute_resumable(context)
+
+    def _refuse_if_held(self, context: Context) -> None:
+        """
+        Fail, without dialling, a try that follows a call which may have connected, unless the task was cleared.
+
+        Such failures are not retried by Airflow; this covers a try that resumes anyway (the worker died after
+        the outcome was stored). A clear since then is a deliberate "call again": the hold and the earlier call's
+        id are dropped, so a new call is placed.
+        """
+        store = context.get("task_state_store")
+        hold = store.get(HOLD_KEY) if store is not None else None
+        if store is None or not isinstance(hold, dict):
+            return
+        if hold.get("clear_number") == clear_number(context):
+            raise RingOutOutcomeUnknownError(
+                f"An earlier try of this task placed a call that may have connected ({hold.get('why')}); "
+                + NOT_REDIALLED,
+                ringout_id=str(hold.get("ringout_id") or ""),
+            )
+        self.log.info("The task was cleared after a call that may have connected: placing a new call.")
+        for key in (HOLD_KEY, OUTCOME_KEY, self.external_id_key):
+            store.delete(key)
+
+    def _hold(self, context: Context, why: str, ringout_id: str | None) -> None:
+        """Remember (Airflow 3.3+) that a call may have connected, so no later try of this run dials again."""
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(HOLD_KEY, {"why": why, "ringout_id": ringout_id, "clear_number": clear_number(context)})
 
     # --- ResumableJobMixin ---------------------------------------------------------------------------
 
     def submit_job(self, context: Context) -> str:
-        body = self.hook.place_ringout(
-            to_number=self.to_number,
-            from_number=self.from_number,
-            caller_id=self.caller_id,
-            play_prompt=self.play_prompt,
-            country_id=self.country_id,
-        )
+        try:
+            body = self.hook.place_ringout(
+                to_number=self.to_number,
+                from_number=self.from_number,
+                caller_id=self.caller_id,
+                play_prompt=self.play_prompt,
+                country_id=self.country_id,
+            )
+        except RingOutUnconfirmedError as exc:
+            self._hold(context, "the answer to the POST that places it was lost", None)
+            raise RingOutUnconfirmedError(
+                f"{exc.api_message}; it may have connected, so " + NOT_REDIALLED,
+                status_code=exc.status_code,
+                error_codes=exc.error_codes,
+                method=exc.method,
+                path=exc.path,
+            ) from exc
         ringout_id = body["id"]
         self._watch = RingOutWatch(ringout_id)
         context["ti"].xcom_push(key="ringout_id", value=ringout_id)
@@ -141,7 +190,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         state = self._watch.observe(self.hook.get_status(ringout_id))
         if state is RingOutState.UNKNOWN:
             # Gone before this try saw it: it may have connected while no worker watched. Never ring twice.
-            raise RingOutOutcomeUnknownError(self._watch.failure_message(), ringout_id=ringout_id)
+            self._finish(state, self._watch, context)
         return state.value
 
     def is_job_active(self, status: str) -> bool:
@@ -186,6 +235,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
             return
         if state is RingOutState.UNKNOWN:
+            self._hold(context, "its session vanished before it was seen connected or failing", watch.ringout_id)
             raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
         raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
@@ -21,6 +23,44 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A datetime, or an ISO 8601 string of one (Airflow 3.0's ``dags test`` hands one over), as aware UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))  # Python < 3.11 refuses "Z"
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def first_poke_time(context: Context, timeout: float) -> datetime:
+    """
+    When a rescheduled sensor first poked: Airflow's first reschedule date, normalised.
+
+    ``None`` before the first reschedule means "now". If the core cannot say (``None`` after a reschedule, or a
+    value that is no date), the DAG run's start is used: it is never later than the first poke, so the timeout
+    comes early rather than late and the call is still cancelled; without it the timeout is taken as reached.
+    """
+    now = datetime.now(UTC)
+    raw = context["ti"].get_first_reschedule_date(context)
+    if raw is None and not context.get("task_reschedule_count"):
+        return now
+    first = as_utc(raw)
+    if first is not None:
+        return first
+    run_start = as_utc(getattr(context.get("dag_run"), "start_date", None))
+    log.warning(
+        "Airflow gave no usable first reschedule date (%r); timing the sensor from %s so it still cancels in time.",
+        raw,
+        f"the DAG run's start ({run_start.isoformat()})" if run_start else "its timeout (cancelling now)",
+    )
+    return run_start or now - timedelta(seconds=timeout)
 
 
 class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
@@ -63,6 +103,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
         self._cancelled: CancelOutcome | None = None  # cancel at most once per try
+        self._first_poke: datetime | None = None
 
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
@@ -86,18 +127,46 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             )
         return state is RingOutState.CONNECTED
 
+    def _elapsed(self, context: Context) -> float:
+        """Seconds since the rescheduled sensor first poked (asked once per poke: each poke is a new process)."""
+        if self._first_poke is None:
+            self._first_poke = first_poke_time(context, float(self.timeout))
+        return (datetime.now(UTC) - self._first_poke).total_seconds()
+
     def _last_poke_before_timeout(self, context: Context) -> bool:
         """Whether the next reschedule would land after ``timeout``."""
-        from airflow.providers.common.compat.sdk import timezone
+        return self._elapsed(context) + float(self.poke_interval) >= float(self.timeout)
 
-        started = context["ti"].get_first_reschedule_date(context) or timezone.utcnow()
-        elapsed = (timezone.utcnow() - started).total_seconds()
-        return elapsed + float(self.poke_interval) >= float(self.timeout)
+    def _poke_then_reschedule(self, context: Context) -> None:
+        """
+        One reschedule-mode poke; pending, the task is rescheduled ``poke_interval`` later.
+
+        Decided here rather than in Airflow's sensor loop, which subtracts the raw first reschedule date and
+        breaks on a core that hands over a string (3.0's ``dags test``). The timeout is decided by ``poke``.
+        """
+        try:
+            from airflow.sdk.exceptions import AirflowRescheduleException
+        except ImportError:  # older Airflow 3 cores
+            from airflow.exceptions import AirflowRescheduleException
+
+        if self.poke(context):
+            return
+        self._elapsed(context)  # the first poke's time, normalised (already known unless the poke had no need)
+        # Airflow's own interval rule (poke_interval, or exponential_backoff capped by timeout and max_wait).
+        interval = self._get_next_poke_interval(self._first_poke, lambda: self._elapsed(context), 1)  # type: ignore[arg-type]
+        raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=float(interval)))
 
     def execute(self, context: Context) -> Any:
         if self.deferrable:
             return self._check_once_then_defer(context)
         try:
+            if self.reschedule:
+                try:
+                    return self._poke_then_reschedule(context)
+                except (AirflowSensorTimeout, AirflowFailException) as exc:  # as Airflow's sensor loop does
+                    if self.soft_fail:
+                        raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
+                    raise
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowSkipException) as exc:
             # A skip without a cause is soft_fail's timeout; one with a cause came from a failed poke.

@@ -8,9 +8,11 @@ scenarios run in blocking (poke), reschedule and deferrable mode.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from airflow.sdk import DAG
 
+from airflow_provider_ringout.exceptions import RingOutUnconfirmedError
 from airflow_provider_ringout.operators.ringout import RingOutCancelOperator, RingOutOperator
 from airflow_provider_ringout.sensors.ringout import RingOutSensor
 
@@ -120,3 +122,46 @@ with DAG("operator_killed", schedule=None, start_date=START, catchup=False, tags
             cancel_on_kill=cancel_on_kill,
             execution_timeout=timedelta(seconds=2),
         )
+
+# A call that may have connected (it vanished between two reads, or the POST's answer was lost) is never dialled
+# again by a later try; one seen failing (busy) is. Slow polls, so a call can connect and vanish in between.
+NO_REDIAL = {"vanished": "+15550000011", "unconfirmed": "+15550000012", "busy": "+15550000013"}
+NO_REDIAL_POLL = 3.0
+
+for mode in ("blocking", "deferrable"):
+    for name, number in NO_REDIAL.items():
+        with DAG(f"no_redial_{name}_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]):
+            RingOutOperator(
+                task_id="call",
+                to_number=number,
+                from_number=FROM,
+                poll_interval=NO_REDIAL_POLL,
+                wait_timeout=30,
+                retries=1,
+                retry_delay=0,
+                deferrable=mode == "deferrable",
+            )
+
+
+class LostAfterTheOutcome(RingOutOperator):
+    """Test double of a worker that dies on its first try just after the POST's answer was lost."""
+
+    def submit_job(self, context: Any) -> str:
+        try:
+            return super().submit_job(context)
+        except RingOutUnconfirmedError:
+            if context["ti"].try_number == 1:
+                raise RuntimeError("simulated worker loss after the outcome was decided") from None
+            raise
+
+
+with DAG("no_redial_resumed", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    LostAfterTheOutcome(
+        task_id="call",
+        to_number=NO_REDIAL["unconfirmed"],
+        from_number=FROM,
+        poll_interval=NO_REDIAL_POLL,
+        wait_timeout=30,
+        retries=1,
+        retry_delay=0,
+    )

@@ -245,3 +245,33 @@ def test_airflow_timeout_path_stops_a_pending_call_once(emulator: RingCentralEmu
     with pytest.raises(AirflowSensorTimeout):
         RingOutSensor(task_id="wait", ringout_id=ringout_id).resume_execution(TRIGGER_FAIL, fail, {})
     assert emulator.count(kind="ring-out-delete") == 1
+
+
+def test_resumed_trigger_reads_a_vanished_call_as_unknown(emulator: RingCentralEmulator) -> None:
+    """
+    The triggerer restarts while the call rings; meanwhile it connects and its session ends. The trigger rebuilt
+    from its serialized state reads 404 with only a pending reading behind it: unknown (it may have connected),
+    never failed, so the operator does not let a retry dial again.
+    """
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+    emulator.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0.6, talk=0.3, linger=0.2))
+    ringout_id = RingCentralHook().place_ringout(to_number=TO, from_number=FROM)["id"]
+    first = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 30, poll_interval=5)
+
+    async def run_until_restart() -> None:
+        task = asyncio.create_task(events(first))
+        while emulator.count(kind="ring-out-get") < 1:
+            await asyncio.sleep(0.02)
+        task.cancel()  # the triggerer stops; no event was fired
+
+    asyncio.run(run_until_restart())
+    _, kwargs = first.serialize()
+    assert kwargs["last_status"]["state"] == "pending"
+    while emulator.session_status(ringout_id) is not None:  # connected and ended while no triggerer ran
+        time.sleep(0.05)
+    (event,) = asyncio.run(events(RingOutTrigger(**kwargs)))
+    assert event.payload["status"] == "unknown"
+    assert event.payload["seen_connected"] is False
+    assert "may have connected; it is not dialled again" in event.payload["message"]
+    assert [r.status for r in emulator.requests if r.kind == "ring-out-get"] == [200, 404]

@@ -126,3 +126,31 @@ with DAG(TRIGGERER_DOWN[0], schedule=None, start_date=START, catchup=False, tags
         deferrable=True,
         retries=0,
     )
+
+# A call that connects and vanishes between two reads (3 s apart): the task fails once, Airflow does not retry
+# it; clearing the task places a new call deliberately.
+VANISHED_THEN_CLEARED = ("vanished_then_cleared", "+15550100007")
+with DAG(VANISHED_THEN_CLEARED[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    RingOutOperator(
+        task_id="call",
+        to_number=VANISHED_THEN_CLEARED[1],
+        from_number=FROM_NUMBER,
+        wait_timeout=30,
+        poll_interval=3,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+
+# A rescheduled sensor on a call nobody answers, run to its timeout by the real scheduler.
+RESCHEDULE_RUN_TO_TIMEOUT = ("reschedule_sensor_timeout", "+15550100008", 12.0)
+with DAG(RESCHEDULE_RUN_TO_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
+    placed = RingOutOperator(
+        task_id="place", to_number=RESCHEDULE_RUN_TO_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False
+    )
+    placed >> RingOutSensor(
+        task_id="call",
+        ringout_id=placed.output,
+        mode="reschedule",
+        poke_interval=2,
+        timeout=RESCHEDULE_RUN_TO_TIMEOUT[2],
+    )

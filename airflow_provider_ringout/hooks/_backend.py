@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from airflow_provider_ringout.hooks._redis_state import RedisRatePacer, RedisTokenCache
     from airflow_provider_ringout.hooks._shared_state import StateDir
     from airflow_provider_ringout.hooks.ringcentral import RingCentralCredentials
+    from airflow_provider_ringout.notifications._dedup import FileClaims, RedisClaims
 
 DEFAULT_REDIS_CONN_ID = "redis_default"
+CLAIMS_NAMESPACE = "alert-claims"  # alert claims are per incident, not per credential (as in the host's files)
 
 
 class SharedState(str, Enum):
@@ -60,3 +62,17 @@ def shared_state(
 
     link = RedisLink(conn_id, key)
     return RedisTokenCache(tokens, link, sealer), RedisRatePacer(pacer, link)
+
+
+def claim_store(state: StateDir) -> FileClaims | RedisClaims:
+    """Where alert claims (``dedup_key``) live, on the configured backend; the host's files back Redis up."""
+    from airflow_provider_ringout.notifications._dedup import FileClaims
+
+    files = FileClaims(state)
+    backend, conn_id = configured_backend()
+    if backend is SharedState.FILE:
+        return files
+    from airflow_provider_ringout.hooks._redis_state import RedisLink
+    from airflow_provider_ringout.notifications._dedup import RedisClaims
+
+    return RedisClaims(RedisLink(conn_id, CLAIMS_NAMESPACE), files)

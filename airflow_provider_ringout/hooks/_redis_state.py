@@ -132,7 +132,8 @@ class RedisLink:
             _warned.add(self.conn_id)
             log.warning(
                 "[ringcentral] shared_state = redis, but Redis connection %r is not usable (%s); using this "
-                "host's file backend instead (logins and rate budget are shared per host only until Redis is back).",
+                "host's file backend instead (logins, rate budget and alert grouping are shared per host only "
+                "until Redis is back).",
                 self.conn_id,
                 reason,
             )

@@ -113,12 +113,10 @@ class OAuthServer:
 
     def token(self, headers: Message, form: dict[str, str]) -> Response:
         """POST /restapi/oauth/token: the JWT grant (and refresh_token rotation)."""
-        denied = self._client_auth(headers)
-        if denied is not None:
-            return denied
-        grant_type = form.get("grant_type")
-        if not grant_type:
-            return _missing("grant_type")
+        refused = self._refusal(headers, form, "grant_type")
+        if refused is not None:
+            return refused
+        grant_type = form["grant_type"]
         if grant_type == JWT_GRANT_TYPE:
             return self._jwt_grant(form)
         if grant_type == "refresh_token":
@@ -127,12 +125,10 @@ class OAuthServer:
 
     def revoke(self, headers: Message, params: dict[str, str]) -> Response:
         """POST /restapi/oauth/revoke: end the whole session of the token; unknown tokens are fine (RFC 7009)."""
-        denied = self._client_auth(headers)
-        if denied is not None:
-            return denied
-        token = params.get("token")
-        if not token:
-            return _missing("token")
+        refused = self._refusal(headers, params, "token")
+        if refused is not None:
+            return refused
+        token = params["token"]
         with self._lock:
             session = self._by_token.get(token)
             if session is not None and session.active:
@@ -161,6 +157,13 @@ class OAuthServer:
         return None
 
     # ---------------------------------------------------------------------------------------- internals
+
+    def _refusal(self, headers: Message, params: dict[str, str], required: str) -> Response | None:
+        """401 unless the client authenticates, else 400 if parameter ``required`` is missing; None when all is right."""
+        denied = self._client_auth(headers)
+        if denied is None and not params.get(required):
+            return _missing(required)
+        return denied
 
     def _client_auth(self, headers: Message) -> Response | None:
         """Check HTTP Basic client authentication; None when it is right."""

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from airflow_provider_ringout.exceptions import RingCentralAuthError
+from airflow_provider_ringout import PRODUCTION_SERVER_URL
+from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralAuthError
 from airflow_provider_ringout.hooks._connection import is_loopback
 from airflow_provider_ringout.hooks._shared_state import Token
 from airflow_provider_ringout.hooks._transport import guard_response, loads_json
@@ -188,3 +189,35 @@ class BearerAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token().access_token}"
         return request
+
+
+def explain_login_failure(exc: RingCentralAPIError, server: str) -> str:
+    """A failed token exchange in words a user can act on (the Test button's message)."""
+    if exc.has_code("invalid_client", "OAU-123", "OAU-122"):
+        return (
+            f"RingCentral rejected the client ID or client secret ({', '.join(exc.error_codes)}). "
+            "Check the connection's Client ID and Client secret against the app's credentials."
+        )
+    if exc.has_code("invalid_grant", "OAU-140", "OAU-141", "OAU-142"):
+        return (
+            f"RingCentral rejected the JWT ({', '.join(exc.error_codes)}): it may be expired, revoked, or made "
+            "for another app or environment. Create a new JWT credential for this app and paste it in the JWT field."
+        )
+    if exc.has_code("unauthorized_client", "unsupported_grant_type", "OAU-250", "OAU-251"):
+        return (
+            f"The app is not allowed to use the JWT auth flow ({', '.join(exc.error_codes)}). Set the app's "
+            "auth type to 'JWT auth flow' (server-to-server) in the RingCentral developer console."
+        )
+    if exc.status_code == 429:
+        return (
+            "RingCentral is rate limiting logins for this user and app (Auth group, about 5 a minute). "
+            "Wait a minute and test again."
+        )
+    if exc.status_code is None:
+        return exc.api_message[:1].upper() + exc.api_message[1:] + "."
+    if not exc.error_codes:
+        return (
+            f"The server at {server} did not answer like RingCentral (HTTP {exc.status_code}): "
+            f"{exc.api_message} Check the Server URL (production is {PRODUCTION_SERVER_URL})."
+        )
+    return f"Connection test failed: {exc}"

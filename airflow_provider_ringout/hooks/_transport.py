@@ -29,7 +29,7 @@ from airflow_provider_ringout.exceptions import (
 from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, capped_wait, urgent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     import httpx
 
@@ -295,9 +295,12 @@ class Attempts:
             self.log.info("Waiting %.1f s for RingCentral's %s rate limit before sending.", delay, self.group)
         return min(delay, 10.0)
 
-    def sending(self, token: str | None = None) -> None:
-        """The loop sends now (with this access token): the pacer wait is over."""
+    def turn_taken(self) -> None:
+        """The pacer gave this request its turn (the next wait for a turn has its own bound)."""
         self._pacer_deadline = None
+
+    def use_token(self, token: str) -> None:
+        """The loop sends now with this access token (the one refused, if RingCentral refuses it)."""
         self.token = token
 
     def after_failure(self, exc: Exception) -> float:
@@ -415,3 +418,75 @@ class Attempts:
         if status == 403 and any(c.lower() in ("cmn-401", "insufficientpermissions") for c in codes):
             message += "; add the 'RingOut' permission to the app in the RingCentral developer console"
         raise cls(message, status_code=status, **where)  # type: ignore[arg-type]
+
+
+class Pacer(Protocol):
+    """The shared rate pacer (``RatePacer`` on the host's files, ``RedisRatePacer`` on Redis)."""
+
+    def reserve(self, group: str) -> float: ...
+    def reserve_nowait(self, group: str) -> float | None: ...
+    def needs_lock(self, group: str, headers: Mapping[str, str], status: int) -> bool: ...
+    def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None: ...
+
+
+def send(attempts: Attempts, pacer: Pacer, send_once: Callable[[], requests.Response]) -> requests.Response | None:
+    """
+    The requests loop: send through the pacer until ``attempts`` says the answer is final.
+
+    :param send_once: sends the request once and returns the answer.
+    :return: the final answer, checked (None: a 404 to a GET or DELETE).
+    """
+    while True:
+        while (delay := pacer.reserve(attempts.group)) > 0:
+            time.sleep(attempts.pacer_pause(delay))
+        attempts.turn_taken()
+        try:
+            response = send_once()
+        except requests.RequestException as exc:
+            time.sleep(attempts.after_failure(exc))
+            continue
+        pacer.observe(attempts.group, response.headers, penalty=attempts.penalty(response))
+        if (pause := attempts.after_answer(response)) is None:
+            return attempts.outcome(response)
+        time.sleep(pause)
+
+
+async def asend(
+    attempts: Attempts, pacer: Pacer, send_once: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response | None:
+    """
+    The httpx loop: :func:`send` on an event loop, the shared pacer asked off the loop when it takes a lock.
+
+    :param send_once: sends the request once and returns the answer.
+    :return: the final answer, checked (None: a 404 to a GET or DELETE).
+    """
+    import httpx
+
+    group = attempts.group
+    while True:
+        await _await_turn(attempts, pacer)
+        try:
+            response = await send_once()
+        except (httpx.TransportError, ResponseTooLarge) as exc:
+            await asyncio.sleep(attempts.after_failure(exc))
+            continue
+        penalty = attempts.penalty(response)
+        if pacer.needs_lock(group, response.headers, response.status_code):
+            await asyncio.to_thread(pacer.observe, group, response.headers, penalty=penalty)
+        else:
+            pacer.observe(group, response.headers, penalty=penalty)
+        if (pause := attempts.after_answer(response)) is None:
+            return attempts.outcome(response)
+        await asyncio.sleep(pause)
+
+
+async def _await_turn(attempts: Attempts, pacer: Pacer) -> None:
+    """Wait for the pacer's turn; it is asked on the loop only when that takes no lock (then off it)."""
+    while True:
+        delay = pacer.reserve_nowait(attempts.group)
+        if delay is None:
+            delay = await asyncio.to_thread(pacer.reserve, attempts.group)
+        if delay <= 0:
+            attempts.turn_taken()
+            return
+        await asyncio.sleep(attempts.pacer_pause(delay))

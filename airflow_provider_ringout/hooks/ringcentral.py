@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 import time
 from functools import cached_property
 from pathlib import Path
@@ -22,11 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_ringout import JWT_FIELD, PRODUCTION_SERVER_URL, __version__
+from airflow_provider_ringout import JWT_FIELD, __version__
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralConfigError,
-    RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._connection import (
     LEGACY_JWT_FIELD,
@@ -43,6 +41,14 @@ from airflow_provider_ringout.hooks._oauth import (
     TOKEN_PATH,
     BearerAuth,
     TokenExchange,
+    explain_login_failure,
+)
+from airflow_provider_ringout.hooks._ringout import (
+    CANCEL_WORDS,
+    RINGOUT_PATH,
+    ringout_body,
+    ringout_path,
+    status_body,
 )
 from airflow_provider_ringout.hooks._shared_state import (
     RatePacer,
@@ -55,15 +61,15 @@ from airflow_provider_ringout.hooks._shared_state import (
 from airflow_provider_ringout.hooks._transport import (
     Answer,
     Attempts,
-    ResponseTooLarge,
     arequest_limited,
+    asend,
     client_for_running_loop,
     guard_response,
     is_connect_failure,
-    loads_json,
     parse_error_body,
+    send,
 )
-from airflow_provider_ringout.phone import is_ascii_digits, mask_phone_number, validate_e164
+from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import (
     CancelOutcome,
     RingOutState,
@@ -95,19 +101,6 @@ __all__ = [
     "parse_connection",
     "parse_error_body",
 ]
-
-RINGOUT_PATH = "/restapi/v1.0/account/~/extension/~/ring-out"
-# RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
-_RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-
-
-_CANCEL_WORDS = {
-    CancelOutcome.STOPPED: "the call was stopped before it connected",
-    CancelOutcome.NOTHING_TO_STOP: "the session was already gone, nothing to stop",
-    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and a RingOut cancel cannot hang it up",
-    CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
-    "lets a cancel stop the call",
-}
 
 
 class RingCentralHook(BaseHook):
@@ -222,7 +215,12 @@ class RingCentralHook(BaseHook):
         return f"airflow-provider-ringout/{__version__} python-requests/{requests.__version__}"
 
     def get_conn(self) -> requests.Session:
-        """An authorised ``requests`` session: each request carries the shared access token, renewed as needed."""
+        """
+        An authorised ``requests`` session for RingCentral calls this hook does not wrap.
+
+        :return: a session whose every request carries the shared access token (renewed as needed) and refuses
+            redirects and oversized answers.
+        """
         session = self._new_session()
         session.auth = BearerAuth(self._token)
         return session
@@ -248,7 +246,11 @@ class RingCentralHook(BaseHook):
         """Exchange the JWT for an access token (JWT bearer grant, client credentials in HTTP Basic)."""
         exchange = TokenExchange(self.credentials, self.user_agent, self._mask)
         started = time.time()
-        self._send(self._attempts("POST", TOKEN_PATH, self.GROUP_AUTH, wait_on_rate_limit, attempts), exchange.send)
+        send(
+            self._attempts("POST", TOKEN_PATH, self.GROUP_AUTH, wait_on_rate_limit, attempts),
+            self._pacer,
+            exchange.send,
+        )
         token = exchange.token(started)
         self.log.info("Obtained a RingCentral access token for connection %r.", self.credentials.conn_id)
         return token
@@ -270,23 +272,6 @@ class RingCentralHook(BaseHook):
             token_error_codes=frozenset() if auth else TOKEN_ERROR_CODES,
         )
 
-    def _send(self, attempts: Attempts, send: Callable[[], requests.Response]) -> requests.Response | None:
-        """Send through the pacer until ``attempts`` says the answer is final; return it checked (None: 404)."""
-        while True:
-            while (delay := self._pacer.reserve(attempts.group)) > 0:
-                time.sleep(attempts.pacer_pause(delay))
-            attempts.sending()
-            try:
-                response = send()
-            except requests.RequestException as exc:
-                time.sleep(attempts.after_failure(exc))
-                continue
-            self._pacer.observe(attempts.group, response.headers, penalty=attempts.penalty(response))
-            pause = attempts.after_answer(response)
-            if pause is None:
-                return attempts.outcome(response)
-            time.sleep(pause)
-
     def _api(
         self, method: str, path: str, *, group: str, json_body: dict[str, Any] | None = None
     ) -> requests.Response | None:
@@ -296,12 +281,12 @@ class RingCentralHook(BaseHook):
         Every error answer is raised as a specific exception.
         """
         attempts = self._attempts(method, path, group)
-        return self._send(attempts, functools.partial(self._authorised, attempts, json_body))
+        return send(attempts, self._pacer, functools.partial(self._authorised, attempts, json_body))
 
     def _authorised(self, attempts: Attempts, json_body: dict[str, Any] | None) -> requests.Response:
         """Send once with the shared access token (never the one RingCentral refused)."""
         token = self._token(invalid=attempts.refused).access_token
-        attempts.sending(token)
+        attempts.use_token(token)
         return self._session.request(
             attempts.method,
             attempts.url,
@@ -321,42 +306,11 @@ class RingCentralHook(BaseHook):
             text = text.replace(token.access_token, "***")
         return text
 
-    def _status_body(self, response: Answer, method: str, path: str) -> dict[str, Any]:
-        """The JSON status body with ``id`` as a string, or a clear error if the answer is not one."""
-        try:
-            body = loads_json(response.text)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or body.get("id") in (None, ""):
-            cls = RingOutUnconfirmedError if method == "POST" else RingCentralAPIError
-            hint = "; the call may have been placed, so it is not sent again" if method == "POST" else ""
-            raise cls(
-                f"answered {response.status_code} with a body that is not a RingOut status{hint}",
-                status_code=response.status_code,
-                method=method,
-                path=path,
-            )
-        body["id"] = str(body["id"])
-        return body
-
     # --- RingOut -------------------------------------------------------------------------------------
 
     @staticmethod
     def _ringout_path(ringout_id: Any) -> str:
-        if ringout_id is None or not str(ringout_id).strip():
-            raise RingCentralConfigError(
-                "ringout_id is empty; pass the id returned by RingOutOperator or place_ringout."
-            )
-        text = str(ringout_id).strip()
-        if "{{" in text or "{%" in text:
-            raise RingCentralConfigError(f"ringout_id {text!r} looks like an unrendered template.")
-        if not _RINGOUT_ID.fullmatch(text):
-            # Only a plain path segment: '..' or '/' would address other resources of the extension.
-            raise RingCentralConfigError(
-                f"ringout_id {text[:40]!r} is not a RingOut id: RingCentral's ids are digits (letters, '-' and '_' "
-                "are also accepted); pass the id returned by RingOutOperator or place_ringout."
-            )
-        return f"{RINGOUT_PATH}/{text}"
+        return ringout_path(ringout_id)
 
     def build_ringout_request(
         self,
@@ -367,8 +321,17 @@ class RingCentralHook(BaseHook):
         play_prompt: bool = False,
         country_id: str | int | None = None,
     ) -> dict[str, Any]:
-        """Validate the numbers and build the POST body; raises before anything is sent."""
-        to_number = validate_e164(to_number, "to_number")  # type: ignore[assignment]
+        """
+        Validate the numbers and build the POST body; raises before anything is sent.
+
+        :param to_number: the phone connected second (E.164, such as +14155550100).
+        :param from_number: the phone rung first; default: the connection's ``from_number``.
+        :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
+        :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
+        :param country_id: RingCentral's numeric country id of the numbers.
+        :return: the JSON body of the ring-out POST.
+        """
+        validate_e164(to_number, "to_number")  # the first field is checked first, before the connection is read
         if from_number in (None, ""):
             from_number = self.credentials.from_number
             if not from_number:
@@ -376,24 +339,13 @@ class RingCentralHook(BaseHook):
                     "from_number is required: pass from_number (the phone rung first, E.164 such as +14155550100) "
                     f"or set the extra field 'from_number' of connection {self.ringcentral_conn_id!r}."
                 )
-        from_number = validate_e164(from_number, "from_number")
-        caller_id = validate_e164(caller_id, "caller_id", required=False)
-        if not isinstance(play_prompt, bool):
-            raise RingCentralConfigError(f"play_prompt must be True or False; got {play_prompt!r}.")
-        body: dict[str, Any] = {
-            "from": {"phoneNumber": from_number},
-            "to": {"phoneNumber": to_number},
-            "playPrompt": play_prompt,
-        }
-        if caller_id:
-            body["callerId"] = {"phoneNumber": caller_id}
-        if country_id not in (None, ""):
-            if not is_ascii_digits(str(country_id)):
-                raise RingCentralConfigError(
-                    f"country_id must be RingCentral's numeric country id; got {country_id!r}."
-                )
-            body["country"] = {"id": str(country_id)}
-        return body
+        return ringout_body(
+            to_number=to_number,
+            from_number=from_number,
+            caller_id=caller_id,
+            play_prompt=play_prompt,
+            country_id=country_id,
+        )
 
     def place_ringout(
         self,
@@ -407,7 +359,14 @@ class RingCentralHook(BaseHook):
         """
         Place a two-legged call: ring ``from_number`` (default: the connection's), then connect it to ``to_number``.
 
-        Returns RingCentral's status body, with ``id`` always a string. Never sent twice blindly.
+        Never sent twice blindly: an answer that leaves the outcome open raises :class:`RingOutUnconfirmedError`.
+
+        :param to_number: the phone connected second (E.164, such as +14155550100).
+        :param from_number: the phone rung first; default: the connection's ``from_number``.
+        :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
+        :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
+        :param country_id: RingCentral's numeric country id of the numbers.
+        :return: RingCentral's status body, with ``id`` always a string.
         """
         body = self.build_ringout_request(
             to_number=to_number,
@@ -418,7 +377,7 @@ class RingCentralHook(BaseHook):
         )
         response = self._api("POST", RINGOUT_PATH, group=self.GROUP_HEAVY, json_body=body)
         assert response is not None
-        result = self._status_body(response, "POST", RINGOUT_PATH)
+        result = status_body(response, "POST", RINGOUT_PATH)
         self.log.info(
             "Placed RingOut %s from %s to %s.",
             result["id"],
@@ -428,7 +387,13 @@ class RingCentralHook(BaseHook):
         return result
 
     def get_ringout(self, ringout_id: str) -> dict[str, Any]:
-        """The RingOut status body. Raises :class:`RingCentralAPIError` with status 404 once the session is gone."""
+        """
+        The RingOut status body, as RingCentral sends it.
+
+        :param ringout_id: the id :meth:`place_ringout` returned.
+        :return: the body, with ``id`` as a string.
+        :raises RingCentralAPIError: with status 404 once the session is gone.
+        """
         path = self._ringout_path(ringout_id)
         response = self._api("GET", path, group=self.GROUP_LIGHT)
         if response is None:
@@ -439,7 +404,7 @@ class RingCentralHook(BaseHook):
                 method="GET",
                 path=path,
             )
-        return self._status_body(response, "GET", path)
+        return status_body(response, "GET", path)
 
     def get_status(self, ringout_id: str) -> RingOutStatus:
         """
@@ -457,7 +422,12 @@ class RingCentralHook(BaseHook):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def observe(self, watch: RingOutWatch) -> RingOutState:
-        """Read the call's status into ``watch`` (logging it when it changed) and return what it resolves to."""
+        """
+        Read the call's status into ``watch``, logging it when it changed.
+
+        :param watch: the call being watched (it remembers whether the call was seen connected).
+        :return: what the call resolves to now.
+        """
         previous = watch.last
         status = self.get_status(watch.ringout_id)
         state = watch.observe(status)
@@ -470,6 +440,11 @@ class RingCentralHook(BaseHook):
         Poll until the call connects or fails, or ``timeout`` seconds pass (then it returns ``PENDING``).
 
         A session that disappears resolves through ``watch``: connected if it was seen connected, else failed.
+
+        :param watch: the call being watched.
+        :param timeout: seconds to poll at most.
+        :param poll_interval: seconds between reads.
+        :return: the call's state (``PENDING`` when the timeout ran out first).
         """
         deadline = time.monotonic() + timeout
         while (state := self.observe(watch)) is RingOutState.PENDING:
@@ -484,7 +459,7 @@ class RingCentralHook(BaseHook):
         if response is None:
             return classify(None)
         try:
-            return classify(self._status_body(response, "GET", path))
+            return classify(status_body(response, "GET", path))
         except RingCentralAPIError:
             if attempt + 1 >= self.max_attempts:
                 raise
@@ -523,7 +498,7 @@ class RingCentralHook(BaseHook):
     def _judge_cancel(self, ringout_id: str, accepted: bool, status: RingOutStatus | None) -> CancelOutcome:
         """What a cancel achieved, from whether it was accepted and the status read after it (None: not read)."""
         outcome = cancel_outcome(accepted, status if status is not None else classify(None))
-        self.log.info("Cancel of RingOut %s: %s.", ringout_id, _CANCEL_WORDS[outcome])
+        self.log.info("Cancel of RingOut %s: %s.", ringout_id, CANCEL_WORDS[outcome])
         return outcome
 
     def test_connection(self) -> tuple[bool, str]:
@@ -531,6 +506,8 @@ class RingCentralHook(BaseHook):
         Exchange the credentials for a token and check that the app has the ``RingOut`` permission.
 
         Never places a call. The message says what is wrong in words a user can act on.
+
+        :return: whether the connection works, and a message for the connection form.
         """
         try:
             creds = parse_connection(self.get_connection(self.ringcentral_conn_id))
@@ -539,7 +516,7 @@ class RingCentralHook(BaseHook):
         except RingCentralConfigError as exc:
             return False, str(exc)
         except RingCentralAPIError as exc:
-            return False, self._explain(exc)
+            return False, explain_login_failure(exc, self.credentials.server_url)
         except Exception as exc:
             return False, f"Connection test failed: {self._scrub(str(exc))}"
         _mask(token.access_token)
@@ -554,37 +531,6 @@ class RingCentralHook(BaseHook):
             f"Connected to {creds.server_url} as extension {token.owner_id or 'unknown'}; "
             "the app has the RingOut permission."
         )
-
-    def _explain(self, exc: RingCentralAPIError) -> str:
-        server = self.credentials.server_url
-        if exc.has_code("invalid_client", "OAU-123", "OAU-122"):
-            return (
-                f"RingCentral rejected the client ID or client secret ({', '.join(exc.error_codes)}). "
-                "Check the connection's Client ID and Client secret against the app's credentials."
-            )
-        if exc.has_code("invalid_grant", "OAU-140", "OAU-141", "OAU-142"):
-            return (
-                f"RingCentral rejected the JWT ({', '.join(exc.error_codes)}): it may be expired, revoked, or made "
-                "for another app or environment. Create a new JWT credential for this app and paste it in the JWT field."
-            )
-        if exc.has_code("unauthorized_client", "unsupported_grant_type", "OAU-250", "OAU-251"):
-            return (
-                f"The app is not allowed to use the JWT auth flow ({', '.join(exc.error_codes)}). Set the app's "
-                "auth type to 'JWT auth flow' (server-to-server) in the RingCentral developer console."
-            )
-        if exc.status_code == 429:
-            return (
-                "RingCentral is rate limiting logins for this user and app (Auth group, about 5 a minute). "
-                "Wait a minute and test again."
-            )
-        if exc.status_code is None:
-            return exc.api_message[:1].upper() + exc.api_message[1:] + "."
-        if not exc.error_codes:
-            return (
-                f"The server at {server} did not answer like RingCentral (HTTP {exc.status_code}): "
-                f"{exc.api_message} Check the Server URL (production is {PRODUCTION_SERVER_URL})."
-            )
-        return f"Connection test failed: {exc}"
 
     # --- async, for triggers ---------------------------------------------------------------------------
 
@@ -607,49 +553,21 @@ class RingCentralHook(BaseHook):
 
     async def _aapi(self, method: str, path: str, *, group: str) -> httpx.Response | None:
         """Async :meth:`_api` for GET and DELETE (triggers never POST): the same decisions, httpx for I/O."""
-        import httpx
-
         creds = await self._acredentials()
         client = await self._async_client()
         attempts = self._attempts(method, path, group)
-        while True:
-            await self._apace(attempts)
-            token = (await self._atoken(invalid=attempts.refused)).access_token
-            attempts.sending(token)
-            try:
-                response = await arequest_limited(
-                    client,
-                    method,
-                    attempts.url,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=creds.request_timeout,
-                )
-            except (httpx.TransportError, ResponseTooLarge) as exc:
-                await asyncio.sleep(attempts.after_failure(exc))
-                continue
-            await self._aobserve(attempts, response)
-            pause = attempts.after_answer(response)
-            if pause is None:
-                return attempts.outcome(response)
-            await asyncio.sleep(pause)
+        return await asend(attempts, self._pacer, functools.partial(self._aauthorised, attempts, client, creds))
 
-    async def _apace(self, attempts: Attempts) -> None:
-        """Wait for this request's turn; the shared pacer is asked off the event loop unless no lock is needed."""
-        while True:
-            delay = self._pacer.reserve_nowait(attempts.group)
-            if delay is None:
-                delay = await asyncio.to_thread(self._pacer.reserve, attempts.group)
-            if delay <= 0:
-                return
-            await asyncio.sleep(attempts.pacer_pause(delay))
-
-    async def _aobserve(self, attempts: Attempts, response: httpx.Response) -> None:
-        """Feed the pacer the answer, off the event loop when that takes a lock."""
-        group, headers, penalty = attempts.group, response.headers, attempts.penalty(response)
-        if self._pacer.needs_lock(group, headers, response.status_code):
-            await asyncio.to_thread(self._pacer.observe, group, headers, penalty=penalty)
-        else:
-            self._pacer.observe(group, headers, penalty=penalty)
+    async def _aauthorised(
+        self, attempts: Attempts, client: httpx.AsyncClient, creds: RingCentralCredentials
+    ) -> httpx.Response:
+        """Send once with the shared access token (never the one RingCentral refused), off the event loop's way."""
+        token = (await self._atoken(invalid=attempts.refused)).access_token
+        attempts.use_token(token)
+        headers = {"Authorization": f"Bearer {token}"}
+        return await arequest_limited(
+            client, attempts.method, attempts.url, headers=headers, timeout=creds.request_timeout
+        )
 
     async def aget_status(self, ringout_id: str) -> RingOutStatus:
         """

@@ -110,6 +110,7 @@ class RingCentralHook(BaseHook):
     :param ringcentral_conn_id: the Airflow connection to use.
     :param max_attempts: how many times a request may be sent in all when RingCentral answers 429 or 5xx, or
         the connection fails before the request was sent.
+    :param backoff_factor: urllib3's back-off factor between those sends (seconds; 0: resend at once).
     :param token_cache_dir: folder of the host-wide token cache and pacer state; default
         ``[ringcentral] token_cache_dir``.
     """

@@ -1,11 +1,13 @@
 """
 Transport of the hook, shared by its sync (requests) and async (httpx) paths.
 
-:class:`Attempts` decides for one request (retry, wait, renew the token once, give up; no network or shared-state
-I/O), so the two send loops of the hook only send, sleep and feed the pacer. Answers are read up to a size limit and never followed through a redirect; JSON nested too deeply is a
+:class:`Attempts` decides for one request (retry, wait for the pacer, renew the token once, give up) and does no
+network or shared-state I/O; :func:`send` and :func:`asend` are the two loops around it, which only send, sleep
+and feed the pacer. :func:`is_connect_failure` is the one "was it sent?" question for both clients.
+
+Answers are read up to a size limit and never followed through a redirect; JSON nested too deeply is a
 ``ValueError`` like any other bad body; a 429's ``Retry-After`` is parsed defensively and capped; one httpx client
-serves each live event loop and is closed when that loop shuts down.
-"""
+serves each live event loop and is closed when that loop shuts down."""
 
 from __future__ import annotations
 

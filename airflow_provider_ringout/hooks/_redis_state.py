@@ -32,7 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ringout.hooks._shared_state import TokenCache
+from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, TokenCache, urgent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -176,8 +176,10 @@ class RedisTokenCache:
         A fresh token: from memory, else from Redis, else by one login for the cluster (see the module docstring).
 
         ``invalid`` is an access token the server refused; it is replaced only if it is still the stored one.
+        Inside :func:`bounded_waits` (``on_kill``) a token in hand that has not expired is used rather than
+        renewed, and a login lock another host holds is waited on for ``URGENT_LOCK_WAIT`` at most.
         """
-        token = self.peek()
+        token = self.files.in_hand() if urgent() else self.peek()
         if token is not None and token.access_token != invalid:
             return token
         try:
@@ -197,7 +199,8 @@ class RedisTokenCache:
             self.files.store(token)
 
     def _get(self, login: Callable[[], Token], invalid: str | None) -> Token:
-        deadline = time.monotonic() + LOCK_TTL + 5
+        hurry = urgent()  # a renewal holding the lock must not hold up a cancel from on_kill
+        deadline = time.monotonic() + (URGENT_LOCK_WAIT if hurry else LOCK_TTL + 5)
         while True:
             with self.link.guard() as redis:
                 raw = redis.get(self._redis_key)
@@ -210,9 +213,9 @@ class RedisTokenCache:
                 locked = redis.set(self._lock_key, owner, nx=True, px=int(LOCK_TTL * 1000))
             if locked:
                 return self._login_locked(login, owner, invalid)
-            if usable is not None and time.time() < usable.expires_at - 10:
+            if usable is not None and time.time() < usable.expires_at - (0 if hurry else 10):
                 return usable  # another host is renewing ahead of expiry: this token still works meanwhile
-            if time.monotonic() > deadline:  # the lock outlived its expiry: do not wait for ever
+            if time.monotonic() > deadline:  # the lock outlived its expiry (or urgent code's bound): go ahead
                 return login()
             time.sleep(TOKEN_POLL)
 

@@ -1,26 +1,37 @@
 """
-Transport safeguards shared by the sync (requests) and async (httpx) paths of the hook.
+Transport of the hook, shared by its sync (requests) and async (httpx) paths.
+
+:class:`Attempts` decides for one request (retry, wait for the pacer, renew the token once, give up) and does no
+network or shared-state I/O; :func:`send` and :func:`asend` are the two loops around it, which only send, sleep
+and feed the pacer. :func:`is_connect_failure` is the one "was it sent?" question for both clients.
 
 Answers are read up to a size limit and never followed through a redirect; JSON nested too deeply is a
 ``ValueError`` like any other bad body; a 429's ``Retry-After`` is parsed defensively and capped; one httpx client
-serves each live event loop and is closed when that loop shuts down.
-"""
+serves each live event loop and is closed when that loop shuts down."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
-from airflow_provider_ringout.hooks._shared_state import capped_wait
+from airflow_provider_ringout.exceptions import (
+    RingCentralAPIError,
+    RingCentralAuthError,
+    RingCentralRateLimitError,
+    RingOutUnconfirmedError,
+)
+from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, capped_wait, urgent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     import httpx
 
@@ -129,3 +140,355 @@ async def client_for_running_loop(make: Callable[[], httpx.AsyncClient]) -> http
     await closer.__anext__()
     _clients[id(loop)] = (weakref.ref(loop), client, closer)
     return client
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """
+    Whether a request failed before reaching the server (no connection made): then even a POST is safe to resend.
+
+    One question for both clients: requests wraps urllib3's ``NewConnectionError``/``ConnectTimeoutError`` (the
+    first is a kind of the second) in its ``ConnectionError``; httpx raises ``ConnectError``/``ConnectTimeout``.
+    """
+    httpx = sys.modules.get("httpx")  # an httpx error exists only once httpx is imported
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (ConnectTimeoutError, requests.ConnectTimeout)):
+            return True
+        if httpx is not None and isinstance(item, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return True
+        todo.extend([*item.args[:1], getattr(item, "reason", None), item.__cause__, item.__context__])
+    return False
+
+
+class Answer(Protocol):
+    """What both clients' responses offer (``requests.Response``, ``httpx.Response``)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def is_redirect(self) -> bool: ...
+
+
+def parse_error_body(text: str, content_type: str = "") -> tuple[list[str], str]:
+    """
+    Error codes and a message from any RingCentral error body (``errors[]``, top-level ``errorCode``, OAuth ``error``).
+
+    Bodies that are not JSON (a proxy's HTML page) give no code and a short description instead.
+    """
+    try:
+        data = loads_json(text) if text else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        kind = (content_type or "").split(";")[0].strip() or "no content type"
+        return [], f"the server answered with a non-RingCentral body ({kind}); is the server URL right?"
+    codes: list[str] = [data[key] for key in ("error", "errorCode") if isinstance(data.get(key), str)]
+    messages: list[str] = []
+    errors = data.get("errors")
+    for item in errors if isinstance(errors, list) else ():
+        if isinstance(item, dict):
+            if isinstance(item.get("errorCode"), str):
+                codes.append(item["errorCode"])
+            if isinstance(item.get("message"), str):
+                param = item.get("parameterName")
+                messages.append(f"{item['message']} (parameter {param})" if param else item["message"])
+    for key in ("error_description", "message"):
+        if not messages and isinstance(data.get(key), str):
+            messages.append(data[key])
+    unique_codes = list(dict.fromkeys(codes))
+    return unique_codes, "; ".join(dict.fromkeys(messages)) or "no error message given"
+
+
+def is_token_error(answer: Answer, token_error_codes: frozenset[str]) -> bool:
+    """Whether a 401 says the access token is no good (one of those codes, or no code at all)."""
+    codes, _ = parse_error_body(answer.text, answer.headers.get("Content-Type", ""))
+    return any(code.lower() in token_error_codes for code in codes) or not codes
+
+
+def retry_policy(method: str, attempts: int, backoff_factor: float, *, idempotent: bool = True) -> Retry:
+    """
+    urllib3's Retry decides: POST ring-out only after 429 (the one answer RingCentral guarantees was not
+    processed; a 503 from a gateway may come after the call was placed); requests safe to repeat (the token
+    POST, GET, DELETE) after 429 and any 5xx. ``attempts`` sends in all.
+    """
+    return Retry(
+        total=attempts - 1,
+        allowed_methods=frozenset({"GET", "DELETE", "POST"}),
+        status_forcelist=(429, 500, 502, 503, 504) if idempotent else (429,),
+        backoff_factor=backoff_factor,
+        backoff_max=60,
+        raise_on_status=False,
+    )
+
+
+_A = TypeVar("_A", bound=Answer)
+
+
+class Attempts:
+    """
+    The decisions of one request, for both send loops of the hook; no network or shared-state I/O.
+
+    It owns the urllib3 ``Retry`` policy, the pacer wait (bounded inside :func:`urgent` code), the access token
+    refused once with a 401 (renewed once), and the give-up errors and messages. The loops send, sleep the
+    delays it returns, and feed the pacer ``penalty(answer)``.
+
+    :param method: the HTTP method.
+    :param path: the API path (on ``server``).
+    :param server: the connection's server URL.
+    :param group: RingCentral's rate-limit group of the request.
+    :param attempts: how many sends in all.
+    :param backoff_factor: urllib3's back-off factor between sends.
+    :param log: the hook's logger (retries and waits are logged there, the same way for both loops).
+    :param scrub: removes our secrets from a text that goes into an error.
+    :param wait: wait out the pacer and a 429 (False: raise at once, for the Test button).
+    :param auth: the token request (safe to resend; anything but a 200 is an auth error).
+    :param token_error_codes: 401 codes that renew the access token once (empty: no renewal).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        server: str,
+        group: str,
+        attempts: int,
+        backoff_factor: float,
+        log: Any,
+        scrub: Callable[[str], str],
+        wait: bool = True,
+        auth: bool = False,
+        token_error_codes: frozenset[str] = frozenset(),
+    ) -> None:
+        self.method, self.path, self.server, self.group = method, path, server, group
+        self.url = server + path
+        self.attempts, self.backoff_factor = attempts, backoff_factor
+        self.log, self.scrub, self.wait, self.auth = log, scrub, wait, auth
+        self.idempotent = method != "POST" or auth  # the ring-out POST is never resent blindly
+        self.token_error_codes = token_error_codes
+        self.retry = retry_policy(method, attempts, backoff_factor, idempotent=self.idempotent)
+        self.token: str | None = None  # the access token the loop sent last
+        self.refused: str | None = None  # the access token RingCentral refused (never sent again)
+        self._pacer_deadline: float | None = None
+
+    def pacer_pause(self, delay: float) -> float:
+        """
+        The pacer said to wait ``delay`` s before sending: how long to sleep before asking it again.
+
+        :raises RingCentralRateLimitError: waiting is off, or urgent code would wait past its bound.
+        """
+        now = time.monotonic()
+        if self._pacer_deadline is None:
+            self._pacer_deadline = now + URGENT_LOCK_WAIT
+        if not self.wait or (urgent() and now + delay > self._pacer_deadline):
+            raise RingCentralRateLimitError(
+                f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s", status_code=429
+            )
+        if delay > 1:
+            self.log.info("Waiting %.1f s for RingCentral's %s rate limit before sending.", delay, self.group)
+        return min(delay, 10.0)
+
+    def turn_taken(self) -> None:
+        """The pacer gave this request its turn (the next wait for a turn has its own bound)."""
+        self._pacer_deadline = None
+
+    def use_token(self, token: str) -> None:
+        """The loop sends now with this access token (the one refused, if RingCentral refuses it)."""
+        self.token = token
+
+    def after_failure(self, exc: Exception) -> float:
+        """
+        The send raised ``exc`` before an answer came: how long to wait before sending again.
+
+        :raises RingCentralAPIError: a redirect, or no attempt left (the give-up message).
+        :raises RingOutUnconfirmedError: a POST that may have reached RingCentral (never sent twice blindly).
+        """
+        name = type(exc).__name__
+        if isinstance(exc, RedirectRefused):
+            raise self.redirect_error(str(exc)) from None
+        connect_failed = is_connect_failure(exc)
+        if not self.idempotent and not connect_failed:
+            raise RingOutUnconfirmedError(
+                f"no answer ({name}); the call may have been placed, so it is not sent again. "
+                "Check the phone or RingCentral's call log before retrying",
+                method=self.method,
+                path=self.path,
+            ) from None
+        error = ConnectTimeoutError() if connect_failed else ProtocolError(name)
+        try:
+            self.retry = self.retry.increment(self.method, self.url, error=error)
+        except MaxRetryError:
+            raise RingCentralAPIError(
+                f"could not reach {self.server} ({name}) after {self.attempts} attempt(s); check the connection's "
+                "Server URL and the network",
+                method=self.method,
+                path=self.path,
+            ) from None
+        delay = self.retry.get_backoff_time()
+        self.log.warning("%s %s failed (%s); retrying in %.1f s.", self.method, self.path, name, delay)
+        return delay
+
+    @staticmethod
+    def penalty(answer: Answer) -> float | None:
+        """What a 429 blocks its group for, host- or cluster-wide (the pacer's ``penalty``); None for others."""
+        return retry_after(answer.headers) if answer.status_code == 429 else None
+
+    def after_answer(self, answer: Answer) -> float | None:
+        """
+        An answer came: None if it is final (see :meth:`outcome`), else how long to sleep before sending again.
+
+        A 401 token error renews the token once (0 s; the loop asks for a token other than :attr:`refused`).
+        A 429's wait is enforced by the pacer, so the sleep is 0.
+        """
+        status = answer.status_code
+        renewable = status == 401 and self.refused is None and self.token is not None and self.token_error_codes
+        if renewable and is_token_error(answer, self.token_error_codes):
+            self.log.warning("RingCentral refused the access token (%s); renewing it once.", status)
+            self.refused = self.token
+            self.retry = retry_policy(self.method, self.attempts, self.backoff_factor, idempotent=self.idempotent)
+            return 0.0
+        if not self.retry.is_retry(self.method, status) or (status == 429 and not self.wait):
+            return None
+        try:
+            self.retry = self.retry.increment(self.method, self.url)
+        except MaxRetryError:
+            return None
+        self.log.warning("%s %s answered %s; retrying in %.1f s.", self.method, self.path, status, self._delay(answer))
+        return 0.0 if status == 429 else self._delay(answer)
+
+    def _delay(self, answer: Answer) -> float:
+        return retry_after(answer.headers) if answer.status_code == 429 else self.retry.get_backoff_time()
+
+    def outcome(self, answer: _A) -> _A | None:
+        """
+        The final answer, checked: the answer itself, or None for a 404 of a GET or DELETE (the session is gone).
+
+        :raises RingCentralAPIError: (or a subclass) for any error answer and for a redirect.
+        :raises RingOutUnconfirmedError: a 5xx to the ring-out POST (the call may have been placed).
+        """
+        status = answer.status_code
+        if answer.is_redirect:
+            raise self.redirect_error(f"HTTP {status} redirect")
+        if self.auth:
+            if status != 200:
+                self.raise_for_answer(answer, auth=True)
+            return answer
+        if status == 404 and self.method != "POST":
+            return None
+        if self.method == "POST" and status >= 500:
+            raise RingOutUnconfirmedError(
+                f"answered {status}; the call may have been placed, so it is not sent again",
+                status_code=status,
+                method=self.method,
+                path=self.path,
+            )
+        if status >= 400:
+            self.raise_for_answer(answer)
+        return answer
+
+    def redirect_error(self, what: str) -> RingCentralAPIError:
+        """A redirect, never followed (it would resend the JWT assertion or the call request elsewhere)."""
+        return (RingCentralAuthError if self.auth else RingCentralAPIError)(
+            f"answered with a redirect ({what}), which is not followed: it would send the request (and "
+            f"credentials) elsewhere. Check the connection's Server URL ({self.server})",
+            method=self.method,
+            path=self.path,
+        )
+
+    def raise_for_answer(self, answer: Answer, *, auth: bool = False) -> None:
+        """Raise the specific error of an error answer (codes and message from its body, secrets scrubbed)."""
+        codes, message = parse_error_body(answer.text, answer.headers.get("Content-Type", ""))
+        message = self.scrub(message)
+        status = answer.status_code
+        where = {"error_codes": codes, "method": self.method, "path": self.path}
+        if status == 429:
+            raise RingCentralRateLimitError(
+                f"rate limited by RingCentral after {self.attempts} attempts (nothing was processed): {message}",
+                status_code=status,
+                **where,  # type: ignore[arg-type]
+            )
+        cls = RingCentralAuthError if auth or status == 401 else RingCentralAPIError
+        if status == 403 and any(c.lower() in ("cmn-401", "insufficientpermissions") for c in codes):
+            message += "; add the 'RingOut' permission to the app in the RingCentral developer console"
+        raise cls(message, status_code=status, **where)  # type: ignore[arg-type]
+
+
+class Pacer(Protocol):
+    """The shared rate pacer (``RatePacer`` on the host's files, ``RedisRatePacer`` on Redis)."""
+
+    def reserve(self, group: str) -> float: ...
+    def reserve_nowait(self, group: str) -> float | None: ...
+    def needs_lock(self, group: str, headers: Mapping[str, str], status: int) -> bool: ...
+    def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None: ...
+
+
+def send(attempts: Attempts, pacer: Pacer, send_once: Callable[[], requests.Response]) -> requests.Response | None:
+    """
+    The requests loop: send through the pacer until ``attempts`` says the answer is final.
+
+    :param send_once: sends the request once and returns the answer.
+    :return: the final answer, checked (None: a 404 to a GET or DELETE).
+    """
+    while True:
+        while (delay := pacer.reserve(attempts.group)) > 0:
+            time.sleep(attempts.pacer_pause(delay))
+        attempts.turn_taken()
+        try:
+            response = send_once()
+        except requests.RequestException as exc:
+            time.sleep(attempts.after_failure(exc))
+            continue
+        pacer.observe(attempts.group, response.headers, penalty=attempts.penalty(response))
+        if (pause := attempts.after_answer(response)) is None:
+            return attempts.outcome(response)
+        time.sleep(pause)
+
+
+async def asend(
+    attempts: Attempts, pacer: Pacer, send_once: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response | None:
+    """
+    The httpx loop: :func:`send` on an event loop, the shared pacer asked off the loop when it takes a lock.
+
+    :param send_once: sends the request once and returns the answer.
+    :return: the final answer, checked (None: a 404 to a GET or DELETE).
+    """
+    import httpx
+
+    group = attempts.group
+    while True:
+        await _await_turn(attempts, pacer)
+        try:
+            response = await send_once()
+        except (httpx.TransportError, ResponseTooLarge) as exc:
+            await asyncio.sleep(attempts.after_failure(exc))
+            continue
+        penalty = attempts.penalty(response)
+        if pacer.needs_lock(group, response.headers, response.status_code):
+            await asyncio.to_thread(pacer.observe, group, response.headers, penalty=penalty)
+        else:
+            pacer.observe(group, response.headers, penalty=penalty)
+        if (pause := attempts.after_answer(response)) is None:
+            return attempts.outcome(response)
+        await asyncio.sleep(pause)
+
+
+async def _await_turn(attempts: Attempts, pacer: Pacer) -> None:
+    """Wait for the pacer's turn; it is asked on the loop only when that takes no lock (then off it)."""
+    while True:
+        delay = pacer.reserve_nowait(attempts.group)
+        if delay is None:
+            delay = await asyncio.to_thread(pacer.reserve, attempts.group)
+        if delay <= 0:
+            attempts.turn_taken()
+            return
+        await asyncio.sleep(attempts.pacer_pause(delay))

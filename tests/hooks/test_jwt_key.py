@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout import JWT_FIELD, get_provider_info
-from airflow_provider_ringout.hooks import ringcentral
+from airflow_provider_ringout.hooks import _connection
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT
 
@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 
 TO, FROM = "+14155550199", "+14155550100"
 OTHER_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlciJ9.c2lnbmF0dXJl"  # well-formed, not the emulator's
-HOOK_LOGGER = "airflow_provider_ringout.hooks.ringcentral"
+HOOK_LOGGER = "airflow_provider_ringout.hooks._connection"
 
 
 @pytest.fixture(autouse=True)
 def fresh_process_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test is a fresh process as far as the once-per-process warning goes."""
-    monkeypatch.setattr(ringcentral, "_legacy_jwt_warned", False)
+    monkeypatch.setattr(_connection, "_legacy_jwt_warned", False)
     monkeypatch.delenv("AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES", raising=False)
 
 

@@ -218,6 +218,30 @@ def test_renewal_ahead_of_expiry_by_one_holder(redis_server: RedisServer, tmp_pa
     assert len(logins) == 1
 
 
+def test_urgent_cancel_waits_on_another_hosts_login_lock_two_seconds_at_most(
+    redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path
+) -> None:
+    """on_kill's cancel (``urgent``) with no token in hand while another host holds the login lock: ~2 s, not 95."""
+    worker = host(tmp_path, "worker")
+    ringout_id = worker.place_ringout(to_number=TO)["id"]
+    client = redis_server.client()
+    (token_key,) = client.keys("*:token")
+    client.delete(token_key)  # expired on the whole cluster...
+    client.set(token_key.decode().replace(":token", ":login-lock"), "another-host", px=60_000)  # ...being renewed
+    TokenCache._memory.clear()
+    outcomes: list[Any] = []
+    started = time.monotonic()
+    canceller = threading.Thread(
+        target=lambda: outcomes.append(worker.cancel_and_confirm(ringout_id, urgent=True)), daemon=True
+    )
+    canceller.start()
+    canceller.join(timeout=15)
+    assert not canceller.is_alive(), "the urgent cancel waited on the other host's login lock"
+    assert outcomes and time.monotonic() - started < 10
+    assert emulator.count(kind="token") == 2  # after the bound it logged in itself rather than wait
+    assert emulator.count(method="DELETE") == 1
+
+
 def test_trigger_path_shares_the_token_and_budget(
     redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path
 ) -> None:

@@ -884,6 +884,17 @@ class RingCentralHook(BaseHook):
             )
         return f"{RINGOUT_PATH}/{text}"
 
+    @staticmethod
+    def validate_ringout_id(ringout_id: Any) -> str:
+        """
+        Check a RingOut id as every request does, before any is sent.
+
+        :param ringout_id: the id returned by RingOutOperator or :meth:`place_ringout`.
+        :return: the id, stripped.
+        :raises RingCentralConfigError: empty, an unrendered template, or not a plain RingOut id.
+        """
+        return RingCentralHook._ringout_path(ringout_id).removeprefix(f"{RINGOUT_PATH}/")
+
     def build_ringout_request(
         self,
         *,

@@ -1,7 +1,9 @@
-"""What every RingOut task shares: a lazily built hook, duration checks, and cancel-on-kill."""
+"""What every RingOut task shares: a lazily built hook and its ``hook_params``, duration checks, cancel-on-kill."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -12,6 +14,7 @@ from airflow_provider_ringout.status import RingOutState
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
     from airflow_provider_ringout.status import RingOutWatch
+    from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
 MAX_WAIT = timedelta(hours=24)
 
@@ -28,23 +31,101 @@ def seconds(value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAI
     return result
 
 
+def _whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RingCentralConfigError(f"{name} must be a whole number of at least 1; got {value!r}.")
+    return value
+
+
+def _factor(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
+        raise RingCentralConfigError(f"{name} must be a number of seconds from 0 to 60; got {value!r}.")
+    return float(value)
+
+
+def _folder(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
+        raise RingCentralConfigError(f"{name} must be a folder path; got {value!r}.")
+    return str(os.fspath(value))  # a plain string, so the trigger's kwargs stay JSON
+
+
+# The RingCentralHook settings a task may pass in ``hook_params``, each with its check. Listed here rather than
+# read from the hook's signature so that parsing a DAG never imports the hook (OAuth, HTTP); a test keeps the two
+# in step.
+HOOK_PARAMS: dict[str, Callable[[Any, str], Any]] = {
+    "max_attempts": _whole_number,
+    "backoff_factor": _factor,
+    "token_cache_dir": _folder,
+}
+
+
+def check_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """
+    Check ``hook_params`` when the DAG is built, so a typo is a DAG import error rather than a failed call.
+
+    :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
+        ``token_cache_dir``), or None.
+    :return: a checked copy (None when empty).
+    :raises RingCentralConfigError: naming the unknown key or the bad value, and what is accepted.
+    """
+    if hook_params is None:
+        return None
+    if not isinstance(hook_params, Mapping):
+        raise RingCentralConfigError(
+            f"hook_params must be a dict of RingCentralHook arguments ({', '.join(HOOK_PARAMS)}); "
+            f"got {type(hook_params).__name__}."
+        )
+    checked: dict[str, Any] = {}
+    for key, value in hook_params.items():
+        if key == "ringcentral_conn_id":
+            raise RingCentralConfigError(
+                "hook_params cannot hold ringcentral_conn_id: pass it as the task's own ringcentral_conn_id."
+            )
+        if key not in HOOK_PARAMS:
+            raise RingCentralConfigError(
+                f"hook_params has an unknown key {key!r}; RingCentralHook accepts {', '.join(HOOK_PARAMS)}."
+            )
+        checked[key] = HOOK_PARAMS[key](value, f"hook_params[{key!r}]")
+    return checked or None
+
+
 class RingCentralTaskMixin:
     """
     The hook, built on first use (never at DAG-parse time), and ``on_kill`` that cancels a still-pending call.
 
-    Classes using it set ``ringcentral_conn_id``, and may set ``cancel_on_kill`` and ``_watch``.
+    Classes using it set ``ringcentral_conn_id``, and may set ``hook_params`` (checked by
+    :func:`check_hook_params`), ``cancel_on_kill``, ``cancel_on_timeout`` and ``_watch``.
     """
 
     ringcentral_conn_id: str
+    hook_params: dict[str, Any] | None = None
     cancel_on_kill: bool = False
+    cancel_on_timeout: bool = False
     _watch: RingOutWatch | None = None
     log: Any
 
     @cached_property
     def hook(self) -> RingCentralHook:
+        """The task's hook, built with ``ringcentral_conn_id`` and ``hook_params`` on first use."""
         from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id)
+        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+
+    def _trigger(self, watch: RingOutWatch, *, end_time: float, poll_interval: float) -> RingOutTrigger:
+        """The trigger that waits on ``watch`` in the triggerer with this task's settings, until ``end_time``."""
+        from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+        return RingOutTrigger.from_watch(
+            watch,
+            end_time=end_time,
+            poll_interval=poll_interval,
+            ringcentral_conn_id=self.ringcentral_conn_id,
+            cancel_on_kill=self.cancel_on_kill,
+            cancel_on_timeout=self.cancel_on_timeout,
+            hook_params=self.hook_params,
+        )
 
     def on_kill(self) -> None:
         """Cancel a call that is still pending when the task is killed, so no phone rings on for nobody."""

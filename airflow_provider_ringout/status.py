@@ -164,6 +164,31 @@ class RingOutWatch:
             return RingOutState.UNKNOWN
         return status.state
 
+    def to_dict(self) -> dict[str, Any]:
+        """
+        JSON-friendly form, for the trigger's serialized kwargs (the same three keys it has always had).
+
+        :return: ``ringout_id``, ``seen_connected`` and ``last_status`` (:meth:`RingOutStatus.as_dict`, or None).
+        """
+        return {
+            "ringout_id": self.ringout_id,
+            "seen_connected": self.seen_connected,
+            "last_status": self.last.as_dict() if self.last else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RingOutWatch:
+        """
+        Inverse of :meth:`to_dict`; ``seen_connected`` and ``last_status`` may be missing (nothing seen yet).
+
+        :param data: a mapping with at least ``ringout_id``.
+        :return: the watch, with its last reading restored.
+        """
+        watch = cls(str(data["ringout_id"]), seen_connected=bool(data.get("seen_connected")))
+        if data.get("last_status"):
+            watch.last = RingOutStatus.from_dict(data["last_status"])
+        return watch
+
     def describe(self) -> str:
         """The last statuses seen, for messages (a 404 does not hide the last real reading)."""
         return self.last.describe() if self.last else "no status read yet"
@@ -198,7 +223,26 @@ class CancelOutcome(str, enum.Enum):
 
     @property
     def stopped(self) -> bool:
+        """Whether the cancel stopped the call before it connected."""
         return self is CancelOutcome.STOPPED
+
+    def describe(self) -> str:
+        """
+        What the cancel achieved, in words, for every log line and message that reports a cancel.
+
+        :return: a clause about the call ("it was cancelled and stopped", ...), honest about a call that goes on.
+        """
+        return _CANCEL_WORDS[self]
+
+
+_CANCEL_WORDS = {
+    CancelOutcome.STOPPED: "it was cancelled and stopped",
+    CancelOutcome.NOTHING_TO_STOP: "its session was already gone, nothing to stop",
+    CancelOutcome.CONNECTED: "it could not be stopped: it had already connected, and a RingOut cancel cannot hang "
+    "it up",
+    CancelOutcome.FIRST_LEG_UP: "the cancel could NOT stop it: the first leg was already answered, and RingCentral "
+    "no longer lets a cancel stop the call",
+}
 
 
 def cancel_outcome(accepted: bool, after: RingOutStatus) -> CancelOutcome:

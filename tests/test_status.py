@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -111,6 +112,45 @@ def test_failure_message_shows_three_statuses() -> None:
 def test_status_dict_round_trip() -> None:
     original = classify(body("InProgress", "Success", "InProgress"))
     assert RingOutStatus.from_dict(original.as_dict()) == original
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        [],
+        [body("InProgress", "Success", "InProgress")],
+        [body("Success", "Success", "Success"), None],  # connected, then gone: the last real reading is kept
+    ],
+)
+def test_watch_dict_round_trip(readings: list[dict[str, Any] | None]) -> None:
+    original = RingOutWatch("7")
+    for reading in readings:
+        original.observe(classify(reading))
+    data = json.loads(json.dumps(original.to_dict()))  # as a trigger payload stores it
+    rebuilt = RingOutWatch.from_dict(data)
+    assert (rebuilt.ringout_id, rebuilt.seen_connected, rebuilt.last) == ("7", original.seen_connected, original.last)
+    assert rebuilt.to_dict() == original.to_dict()
+    assert rebuilt.failure_message() == original.failure_message()
+
+
+def test_watch_from_a_dict_with_only_the_id() -> None:
+    watch = RingOutWatch.from_dict({"ringout_id": 7})
+    assert (watch.ringout_id, watch.seen_connected, watch.last) == ("7", False, None)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "words"),
+    [
+        (CancelOutcome.STOPPED, "it was cancelled and stopped"),
+        (CancelOutcome.NOTHING_TO_STOP, "its session was already gone, nothing to stop"),
+        (CancelOutcome.CONNECTED, "it could not be stopped: it had already connected"),
+        (CancelOutcome.FIRST_LEG_UP, "the cancel could NOT stop it: the first leg was already answered"),
+    ],
+)
+def test_cancel_outcomes_put_themselves_into_words(outcome: CancelOutcome, words: str) -> None:
+    assert outcome.describe().startswith(words)
+    goes_on = outcome in (CancelOutcome.CONNECTED, CancelOutcome.FIRST_LEG_UP)
+    assert ("could not" in outcome.describe().lower()) is goes_on  # a call that goes on is never hidden
 
 
 @pytest.mark.parametrize(

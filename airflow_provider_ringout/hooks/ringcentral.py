@@ -313,6 +313,17 @@ class RingCentralHook(BaseHook):
     def _ringout_path(ringout_id: Any) -> str:
         return ringout_path(ringout_id)
 
+    @staticmethod
+    def validate_ringout_id(ringout_id: Any) -> str:
+        """
+        Check a RingOut id as every request does, before any is sent.
+
+        :param ringout_id: the id returned by RingOutOperator or :meth:`place_ringout`.
+        :return: the id, stripped.
+        :raises RingCentralConfigError: empty, an unrendered template, or not a plain RingOut id.
+        """
+        return RingCentralHook._ringout_path(ringout_id).removeprefix(f"{RINGOUT_PATH}/")
+
     def build_ringout_request(
         self,
         *,

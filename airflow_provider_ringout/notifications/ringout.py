@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import enum
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
 from airflow_provider_ringout.exceptions import RingCentralAuthError, RingCentralConfigError, RingOutUnconfirmedError
 from airflow_provider_ringout.notifications import _budget, _dedup
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
@@ -33,11 +34,14 @@ if TYPE_CHECKING:
 _MAX_PER_NUMBER_WAIT = timedelta(hours=1)
 _MAX_DEDUP_WINDOW = timedelta(days=7)
 
-# What one number's call came to.
-DONE = "done"  # delivered (connected / acknowledged), or placed when not waiting: stop here
-NEXT = "next"  # not reached: try the next number
-UNCONFIRMED = "unconfirmed"  # may have connected (answer lost, or session vanished unseen): never redial it
-ABORT = "abort"  # nothing can be placed (credentials refused): stop here
+
+class CallResult(enum.Enum):
+    """What one number's call came to, and so whether the escalation goes on."""
+
+    DONE = "done"  # delivered (connected / acknowledged), or placed when not waiting: stop here
+    NEXT = "next"  # not reached: try the next number
+    UNCONFIRMED = "unconfirmed"  # may have connected (answer lost, or session vanished unseen): never redial it
+    ABORT = "abort"  # nothing can be placed (credentials refused): stop here
 
 
 def _masked(number: Any) -> str:
@@ -91,6 +95,8 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         (one escalation per DAG run). A per-task key (``"{{ ti.task_id }}-{{ ti.try_number }}"``) alerts for
         every failing try.
     :param dedup_window: seconds (or a timedelta) a key is held.
+    :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
+        ``token_cache_dir``); an unknown key fails when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = (
@@ -115,9 +121,11 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         connect_to: str | None = None,
         dedup_key: str | None = None,
         dedup_window: float | timedelta = 3600,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hook_params = check_hook_params(hook_params)
         self.to_numbers = to_numbers
         self.from_number = from_number
         self.caller_id = caller_id
@@ -303,9 +311,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                     )
                     break
             outcome = self._call(hook, number, position, len(valid), wait)
-            if outcome in (DONE, ABORT):
+            if outcome in (CallResult.DONE, CallResult.ABORT):
                 return
-            if outcome == UNCONFIRMED:
+            if outcome is CallResult.UNCONFIRMED:
                 unconfirmed.append(number)
         if unconfirmed:
             self.log.warning(
@@ -335,9 +343,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             }
         return {"to_number": number, "from_number": self.from_number, "caller_id": self.caller_id}
 
-    def _call(self, hook: RingCentralHook, number: str, position: int, total: int, wait: float) -> str:
+    def _call(self, hook: RingCentralHook, number: str, position: int, total: int, wait: float) -> CallResult:
         """
-        Alert one number: :data:`DONE`, :data:`NEXT`, :data:`UNCONFIRMED` or :data:`ABORT`.
+        Alert one number, and say what it came to.
 
         A POST is never repeated: the hook does not resend it blindly, and each number is called once.
         """
@@ -348,24 +356,24 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         except RingOutUnconfirmedError as exc:
             if not self.wait_for_connection:
                 self.log.warning("RingOut alert to %s may have been placed, but unconfirmed: %s", masked, exc)
-                return DONE
+                return CallResult.DONE
             self.log.warning(
                 "RingOut alert to %s: not confirmed (may have connected), so it is not dialled again; moving on "
                 "to the next number: %s",
                 masked,
                 exc,
             )
-            return UNCONFIRMED
+            return CallResult.UNCONFIRMED
         except RingCentralAuthError as exc:
             self.log.error("RingOut alert FAILED: RingCentral refused the credentials, no call placed: %s", exc)
-            return ABORT
+            return CallResult.ABORT
         except Exception as exc:
             self.log.error("RingOut alert: the call to %s could not be placed: %s", masked, exc)
-            return NEXT
+            return CallResult.NEXT
         ringout_id = str(body["id"])
         if not self.wait_for_connection:
             self.log.info("RingOut alert placed to %s (RingOut %s); not waiting for it to connect.", masked, ringout_id)
-            return DONE
+            return CallResult.DONE
         watch = RingOutWatch(ringout_id)
         watch.observe(classify(body))
         try:
@@ -380,13 +388,13 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
 
     def _resolve(
         self, hook: RingCentralHook, watch: RingOutWatch, state: RingOutState, masked: str, wait: float
-    ) -> str:
+    ) -> CallResult:
         """What a watched call came to; cancels it if it is still ringing."""
         ringout_id = watch.ringout_id
         if state is RingOutState.CONNECTED:
             what = "acknowledged (pressed 1)" if self.connect_to else "answered"
             self.log.info("RingOut alert delivered: %s %s (RingOut %s).", masked, what, ringout_id)
-            return DONE
+            return CallResult.DONE
         if state is RingOutState.UNKNOWN:
             self.log.warning(
                 "RingOut alert to %s: not confirmed (may have connected): its session ended before it was seen "
@@ -394,7 +402,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 masked,
                 watch.describe(),
             )
-            return UNCONFIRMED
+            return CallResult.UNCONFIRMED
         if state is RingOutState.FAILED:
             self.log.warning("RingOut alert: the call to %s failed (%s).", masked, watch.describe())
         else:
@@ -404,26 +412,22 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             )
         return self._cancel(hook, ringout_id, masked)
 
-    def _cancel(self, hook: RingCentralHook, ringout_id: str, masked: str) -> str:
-        """Stop an unanswered call before the next number rings; :data:`DONE` if it turns out it had connected."""
+    def _cancel(self, hook: RingCentralHook, ringout_id: str, masked: str) -> CallResult:
+        """Stop an unanswered call before the next number rings; ``DONE`` if it turns out it had connected."""
         try:
             outcome = hook.cancel_and_confirm(ringout_id)
         except Exception as exc:
             self.log.warning("RingOut alert: could not cancel RingOut %s to %s: %s", ringout_id, masked, exc)
-            return NEXT
+            return CallResult.NEXT
         if outcome is CancelOutcome.CONNECTED:
             self.log.info("RingOut alert delivered: %s answered as it was cancelled (RingOut %s).", masked, ringout_id)
-            return DONE
+            return CallResult.DONE
         if outcome is CancelOutcome.FIRST_LEG_UP:
-            why = (
-                "it was answered but nobody pressed 1 (a voicemail?), and RingCentral cannot stop it now"
-                if self.connect_to
-                else "its first leg is up"
-            )
+            who = " was answered but nobody pressed 1 (a voicemail?), and" if self.connect_to else ":"
             self.log.warning(
-                "RingOut alert: RingOut %s to %s could not be stopped: %s; moving on.", ringout_id, masked, why
+                "RingOut alert: RingOut %s to %s%s %s; moving on.", ringout_id, masked, who, outcome.describe()
             )
-        return NEXT
+        return CallResult.NEXT
 
 
 # The function-style name Airflow notifiers also carry (send_slack_notification, send_pagerduty_notification, ...).

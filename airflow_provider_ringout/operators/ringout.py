@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
 from airflow_provider_ringout.exceptions import (
     RingOutError,
     RingOutFailedError,
@@ -16,7 +16,7 @@ from airflow_provider_ringout.exceptions import (
     RingOutTimeoutError,
     RingOutUnconfirmedError,
 )
-from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
+from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,13 +39,7 @@ def clear_number(context: Context) -> int:
 
 def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
     """Say what happened at a wait timeout, honestly: whether the call was stopped or goes on."""
-    what = {
-        None: "it was not cancelled (cancel_on_timeout=False)",
-        CancelOutcome.STOPPED: "it was cancelled and stopped",
-        CancelOutcome.NOTHING_TO_STOP: "its session was already gone",
-        CancelOutcome.CONNECTED: "it connected just as it was cancelled and could not be stopped",
-        CancelOutcome.FIRST_LEG_UP: "the cancel could NOT stop it: the first leg was already answered",
-    }[outcome]
+    what = outcome.describe() if outcome else "it was not cancelled (cancel_on_timeout=False)"
     return f"RingOut {ringout_id} did not connect within {waited:g} s; {what} ({watch.describe()})."
 
 
@@ -68,6 +62,8 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     :param cancel_on_kill: cancel a still-pending call when the task is killed (marked failed, cleared, timed out).
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param ringcentral_conn_id: the ``ringcentral`` connection.
+    :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
+        ``token_cache_dir``), also handed to the trigger; an unknown key fails when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = (
@@ -95,9 +91,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         cancel_on_kill: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         ringcentral_conn_id: str = "ringcentral_default",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hook_params = check_hook_params(hook_params)
         self.to_number = to_number
         self.from_number = from_number
         self.caller_id = caller_id
@@ -211,7 +209,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         if not self.wait_for_connection:
             return ringout_id
         if self.deferrable:
-            self._check_once_then_defer(ringout_id, context)
+            self._check_once_then_defer(self._watch, context)
             return ringout_id
         state = self.hook.wait_for_ringout(self._watch, timeout=self.wait_timeout, poll_interval=self.poll_interval)
         if state is RingOutState.PENDING:
@@ -262,26 +260,14 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             cancelled=outcome.stopped if outcome else None,
         )
 
-    def _check_once_then_defer(self, ringout_id: str, context: Context) -> None:
-        from airflow_provider_ringout.triggers.ringout import RingOutTrigger
-
-        assert self._watch is not None
-        state = self.hook.observe(self._watch)
+    def _check_once_then_defer(self, watch: RingOutWatch, context: Context) -> None:
+        state = self.hook.observe(watch)
         if state is not RingOutState.PENDING:
-            self._finish(state, self._watch, context)
+            self._finish(state, watch, context)
             return
         end_time, airflow_timeout = self._deadlines(context)
         self.defer(
-            trigger=RingOutTrigger(
-                ringout_id=ringout_id,
-                ringcentral_conn_id=self.ringcentral_conn_id,
-                poll_interval=self.poll_interval,
-                end_time=end_time,
-                cancel_on_kill=self.cancel_on_kill,
-                cancel_on_timeout=self.cancel_on_timeout,
-                seen_connected=self._watch.seen_connected,
-                last_status=self._watch.last.as_dict() if self._watch.last else None,
-            ),
+            trigger=self._trigger(watch, end_time=end_time, poll_interval=self.poll_interval),
             method_name="execute_complete",
             kwargs={"waited": round(end_time - time.time(), 1)},
             timeout=timedelta(seconds=airflow_timeout),
@@ -334,28 +320,19 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         :param waited: how long the trigger waited, for the message (``wait_timeout`` if not given).
         :return: the RingOut id.
         """
-        from airflow_provider_ringout.triggers.ringout import event_cancel
+        from airflow_provider_ringout.triggers.ringout import RingOutEvent, RingOutEventKind
 
-        ringout_id = str(event["ringout_id"])
-        watch = RingOutWatch(ringout_id, seen_connected=bool(event.get("seen_connected")))
-        if event.get("ringout_status"):
-            watch.last = RingOutStatus.from_dict(event["ringout_status"])
-        self._watch = watch
-        kind = event.get("status")
-        if kind == "connected":
-            self._finish(RingOutState.CONNECTED, watch, context)
-        elif kind == "failed":
-            self._finish(RingOutState.FAILED, watch, context)
-        elif kind == "unknown":
-            self._finish(RingOutState.UNKNOWN, watch, context)
-        elif kind == "timeout":
-            self._time_out(watch, context, cancelled=event_cancel(event), waited=waited)
+        resumed = RingOutEvent.decode(event)
+        watch = self._watch = resumed.watch
+        if resumed.kind.state is not None:  # connected, failed or unknown
+            self._finish(resumed.kind.state, watch, context)
+        elif resumed.kind is RingOutEventKind.TIMEOUT:
+            self._time_out(watch, context, cancelled=resumed.cancel, waited=waited)
         else:
             raise RingOutFailedError(
-                f"Waiting on RingOut {ringout_id} failed: {event.get('message', 'unknown error')}",
-                ringout_id=ringout_id,
+                f"Waiting on RingOut {watch.ringout_id} failed: {resumed.message}", ringout_id=watch.ringout_id
             )
-        return ringout_id
+        return watch.ringout_id
 
 
 class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):
@@ -368,6 +345,8 @@ class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):
     :param ringout_id: the id returned by RingOutOperator. Templated.
     :param ringcentral_conn_id: the ``ringcentral`` connection.
     :param fail_if_connected: fail instead of returning False when the call could not be stopped.
+    :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
+        ``token_cache_dir``); an unknown key fails when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = ("ringout_id", "ringcentral_conn_id")
@@ -379,9 +358,11 @@ class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):
         ringout_id: str,
         ringcentral_conn_id: str = "ringcentral_default",
         fail_if_connected: bool = False,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hook_params = check_hook_params(hook_params)
         self.ringout_id = ringout_id
         self.ringcentral_conn_id = ringcentral_conn_id
         self.fail_if_connected = fail_if_connected
@@ -389,9 +370,7 @@ class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):
     def execute(self, context: Context) -> bool:
         outcome = self.hook.cancel_and_confirm(self.ringout_id)
         if outcome in (CancelOutcome.CONNECTED, CancelOutcome.FIRST_LEG_UP):
-            message = f"RingOut {self.ringout_id} could not be stopped: " + (
-                "it had already connected." if outcome is CancelOutcome.CONNECTED else "its first leg was up."
-            )
+            message = f"Cancel of RingOut {self.ringout_id}: {outcome.describe()}."
             if self.fail_if_connected:
                 raise RingOutFailedError(message, ringout_id=str(self.ringout_id))
             self.log.warning(message)

@@ -15,9 +15,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, seconds
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
-from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutStatus, RingOutWatch
+from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,6 +77,8 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
     :param cancel_on_kill: cancel a still-pending call when the task is killed.
     :param deferrable: wait in the triggerer.
     :param ringcentral_conn_id: the ``ringcentral`` connection.
+    :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
+        ``token_cache_dir``), also handed to the trigger; an unknown key fails when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = ("ringout_id", "ringcentral_conn_id")
@@ -90,12 +92,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         cancel_on_kill: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         ringcentral_conn_id: str = "ringcentral_default",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
         kwargs.setdefault("timeout", timedelta(minutes=5).total_seconds())
         super().__init__(**kwargs)
         seconds(self.poke_interval, "poke_interval")  # 0 would poll RingCentral in a busy loop
+        self.hook_params = check_hook_params(hook_params)
         self.ringout_id = ringout_id
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
@@ -107,17 +111,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
     def _watching(self) -> RingOutWatch:
         if self._watch is None:
-            self.hook._ringout_path(self.ringout_id)  # refuses an empty or unrendered id before any request
+            self.hook.validate_ringout_id(self.ringout_id)  # refuses an empty or unrendered id before any request
             self._watch = RingOutWatch(str(self.ringout_id))
         return self._watch
 
     def poke(self, context: Context) -> bool:
         watch = self._watching()
         state = self.hook.observe(watch)
-        if state is RingOutState.UNKNOWN:
-            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
-        if state is RingOutState.FAILED:
-            raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        _raise_if_failed(state, watch)
         if state is RingOutState.PENDING and self.reschedule and self._last_poke_before_timeout(context):
             # Some Airflow versions fail a timed-out rescheduled sensor before calling it again, so the cancel
             # must happen on the last poke that runs.
@@ -175,23 +176,16 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             raise
 
     def _check_once_then_defer(self, context: Context) -> Any:
-        from airflow_provider_ringout.triggers.ringout import RingOutTrigger, deadline_margin
+        from airflow_provider_ringout.triggers.ringout import deadline_margin
 
         if self.poke(context):
             return None
         watch = self._watching()
         # Airflow fails the deferred sensor at ``timeout``; the trigger ends the wait (and cancels) a margin before.
-        limit = float(self.timeout)
+        limit, poll = float(self.timeout), float(self.poke_interval)
         self.defer(
-            trigger=RingOutTrigger(
-                ringout_id=watch.ringout_id,
-                ringcentral_conn_id=self.ringcentral_conn_id,
-                poll_interval=float(self.poke_interval),
-                end_time=time.time() + limit - deadline_margin(float(self.poke_interval), limit),
-                cancel_on_kill=self.cancel_on_kill,
-                cancel_on_timeout=self.cancel_on_timeout,
-                seen_connected=watch.seen_connected,
-                last_status=watch.last.as_dict() if watch.last else None,
+            trigger=self._trigger(
+                watch, end_time=time.time() + limit - deadline_margin(poll, limit), poll_interval=poll
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=limit),
@@ -209,27 +203,27 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        watch = RingOutWatch(str(event["ringout_id"]), seen_connected=bool(event.get("seen_connected")))
-        if event.get("ringout_status"):
-            watch.last = RingOutStatus.from_dict(event["ringout_status"])
-        self._watch = watch
-        kind = event.get("status")
-        if kind == "connected":
+        """
+        Resume after the trigger: succeed, fail, or time out (cancelling, unless the trigger did) as a poke does.
+
+        :param event: the trigger's event.
+        """
+        from airflow_provider_ringout.triggers.ringout import RingOutEvent, RingOutEventKind
+
+        resumed = RingOutEvent.decode(event)
+        watch = self._watch = resumed.watch
+        if resumed.kind is RingOutEventKind.CONNECTED:
             self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
             return
-        if kind == "failed":
-            raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
-        if kind == "unknown":
-            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
-        if kind == "timeout":
-            from airflow_provider_ringout.triggers.ringout import event_cancel
-
-            outcome = self._cancel_after_timeout(event_cancel(event))
+        if resumed.kind.state is not None:  # failed or unknown
+            _raise_if_failed(resumed.kind.state, watch)
+        if resumed.kind is RingOutEventKind.TIMEOUT:
+            outcome = self._cancel_after_timeout(resumed.cancel)
             what = f"; cancel: {outcome.value}" if outcome else ""
             raise AirflowSensorTimeout(
                 f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}{what})."
             )
-        raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {event.get('message', 'unknown error')}")
+        raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {resumed.message}")
 
     def _cancel_after_timeout(self, done: CancelOutcome | None = None) -> CancelOutcome | None:
         """Cancel the call after the timeout, unless ``done`` says the trigger already did; returns the outcome."""
@@ -242,4 +236,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
     def _report_cancel(self, outcome: CancelOutcome | None) -> None:
         if outcome is not None and not outcome.stopped:
-            self.log.warning("RingOut %s goes on after the sensor timed out (%s).", str(self.ringout_id), outcome.value)
+            self.log.warning(
+                "RingOut %s goes on after the sensor timed out: %s.", str(self.ringout_id), outcome.describe()
+            )
+
+
+def _raise_if_failed(state: RingOutState, watch: RingOutWatch) -> None:
+    """Fail the sensor on a call that failed, or whose outcome is unknown (never retried: it may have connected)."""
+    if state is RingOutState.UNKNOWN:
+        raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+    if state is RingOutState.FAILED:
+        raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)

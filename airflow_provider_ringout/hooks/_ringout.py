@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralConfigError, RingOutUnconfirmedError
 from airflow_provider_ringout.hooks._transport import loads_json
 from airflow_provider_ringout.phone import is_ascii_digits, validate_e164
-from airflow_provider_ringout.status import CancelOutcome
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks._transport import Answer
@@ -19,14 +18,6 @@ if TYPE_CHECKING:
 RINGOUT_PATH = "/restapi/v1.0/account/~/extension/~/ring-out"
 # RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
 _RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-
-CANCEL_WORDS = {
-    CancelOutcome.STOPPED: "the call was stopped before it connected",
-    CancelOutcome.NOTHING_TO_STOP: "the session was already gone, nothing to stop",
-    CancelOutcome.CONNECTED: "NOT stopped: the call had already connected, and a RingOut cancel cannot hang it up",
-    CancelOutcome.FIRST_LEG_UP: "NOT stopped: the first leg was already answered, and RingCentral no longer "
-    "lets a cancel stop the call",
-}
 
 
 def ringout_path(ringout_id: Any) -> str:

@@ -44,7 +44,6 @@ from airflow_provider_ringout.hooks._oauth import (
     explain_login_failure,
 )
 from airflow_provider_ringout.hooks._ringout import (
-    CANCEL_WORDS,
     RINGOUT_PATH,
     ringout_body,
     ringout_path,
@@ -510,7 +509,7 @@ class RingCentralHook(BaseHook):
     def _judge_cancel(self, ringout_id: str, accepted: bool, status: RingOutStatus | None) -> CancelOutcome:
         """What a cancel achieved, from whether it was accepted and the status read after it (None: not read)."""
         outcome = cancel_outcome(accepted, status if status is not None else classify(None))
-        self.log.info("Cancel of RingOut %s: %s.", ringout_id, CANCEL_WORDS[outcome])
+        self.log.info("Cancel of RingOut %s: %s.", ringout_id, outcome.describe())
         return outcome
 
     def test_connection(self) -> tuple[bool, str]:

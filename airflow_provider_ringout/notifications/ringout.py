@@ -2,7 +2,8 @@
 RingOutNotifier: phone someone when a DAG or task fails (or on any other callback), with an escalation list.
 
 A notifier runs inside Airflow's callback machinery, so it never raises: a failed alert is logged and swallowed.
-It places one escalation per incident (by default per DAG run, host-wide, for ``dedup_window``), never dials the
+It places one escalation per incident (by default per DAG run, host-wide, or cluster-wide with
+``[ringcentral] shared_state = redis``, for ``dedup_window``), never dials the
 same number twice in one escalation, plans the escalation to end before Airflow stops the callback, and cancels
 the last unanswered call itself.
 """
@@ -91,7 +92,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         be shortened to fit the callback's time).
     :param poll_interval: seconds between status reads while waiting.
     :param dedup_key: what identifies one incident: alerts with the same key within ``dedup_window`` place one
-        escalation, across the processes of the host. Templated; default: the DAG run and the numbers alerted
+        escalation, across the processes of the host (of the cluster with ``[ringcentral] shared_state = redis``). Templated; default: the DAG run and the numbers alerted
         (one escalation per DAG run). A per-task key (``"{{ ti.task_id }}-{{ ti.try_number }}"``) alerts for
         every failing try.
     :param dedup_window: seconds (or a timedelta) a key is held.

@@ -179,7 +179,8 @@ def test_faults_in_the_middle_of_a_wait(
             if fault == "jwt_revoked"
             else "may have connected; it is not dialled again"
         )
-        assert re.search(expected, result.output), result.output[-3000:]
+        # Airflow 3.0 wraps exception messages in its framed tracebacks: compare with whitespace collapsed.
+        assert re.search(expected, " ".join(result.output.split())), result.output[-3000:]
         return
     assert result.states["slow_answer"] == "success", result.output[-3000:]
     gets = [r for r in emulator.requests if r.kind == "ring-out-get"]

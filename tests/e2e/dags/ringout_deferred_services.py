@@ -141,8 +141,10 @@ with DAG(VANISHED_THEN_CLEARED[0], schedule=None, start_date=START, catchup=Fals
         retry_delay=timedelta(seconds=0),
     )
 
-# A rescheduled sensor on a call nobody answers, run to its timeout by the real scheduler.
-RESCHEDULE_RUN_TO_TIMEOUT = ("reschedule_sensor_timeout", "+15550100008", 12.0)
+# A rescheduled sensor on a call nobody answers, run to its timeout by the real scheduler. Pokes 5 s apart: with
+# reschedules a second or two apart, a scheduler running late can process a poke's exit after the next poke was
+# scheduled and fail the task as "killed externally" before any of its code runs (Airflow's race, documented).
+RESCHEDULE_RUN_TO_TIMEOUT = ("reschedule_sensor_timeout", "+15550100008", 9.0)
 with DAG(RESCHEDULE_RUN_TO_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
     placed = RingOutOperator(
         task_id="place", to_number=RESCHEDULE_RUN_TO_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False
@@ -151,6 +153,6 @@ with DAG(RESCHEDULE_RUN_TO_TIMEOUT[0], schedule=None, start_date=START, catchup=
         task_id="call",
         ringout_id=placed.output,
         mode="reschedule",
-        poke_interval=2,
+        poke_interval=5,
         timeout=RESCHEDULE_RUN_TO_TIMEOUT[2],
     )

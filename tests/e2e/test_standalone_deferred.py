@@ -537,7 +537,7 @@ def test_reschedule_sensor_timeout_between_pokes_stops_the_call(
     services: AirflowServices, emulator: RingCentralEmulator
 ) -> None:
     """
-    A reschedule-mode sensor (``poke_interval`` 4 s, ``timeout`` 6 s): the timeout falls between two pokes.
+    A reschedule-mode sensor (``poke_interval`` 10 s, ``timeout`` 15 s): the timeout falls between two pokes.
     The run fails and the call is stopped, once.
     """
     dag_id, number = RESCHEDULE_TIMEOUT

@@ -110,8 +110,8 @@ with DAG(RESCHEDULE_TIMEOUT[0], schedule=None, start_date=START, catchup=False, 
     placed = RingOutOperator(
         task_id="place", to_number=RESCHEDULE_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False, retries=0
     )
-    # Pokes at about 0 s and 4 s; the 6 s timeout falls before the third, which Airflow may never run.
-    RingOutSensor(task_id="call", ringout_id=placed.output, mode="reschedule", poke_interval=4, timeout=6, retries=0)
+    # Pokes at about 0 s and 10 s; the 15 s timeout falls before the third, which Airflow may never run.
+    RingOutSensor(task_id="call", ringout_id=placed.output, mode="reschedule", poke_interval=10, timeout=15, retries=0)
 
 # Run while the triggerer is down: only Airflow's own timeout for the deferral can end the wait.
 TRIGGERER_DOWN = ("deferred_triggerer_down", "+15550100014")
@@ -141,10 +141,11 @@ with DAG(VANISHED_THEN_CLEARED[0], schedule=None, start_date=START, catchup=Fals
         retry_delay=timedelta(seconds=0),
     )
 
-# A rescheduled sensor on a call nobody answers, run to its timeout by the real scheduler. Pokes 5 s apart: with
-# reschedules a second or two apart, a scheduler running late can process a poke's exit after the next poke was
-# scheduled and fail the task as "killed externally" before any of its code runs (Airflow's race, documented).
-RESCHEDULE_RUN_TO_TIMEOUT = ("reschedule_sensor_timeout", "+15550100008", 9.0)
+# A rescheduled sensor on a call nobody answers, run to its timeout by the real scheduler. Pokes 10 s apart: when a
+# poke's worker takes longer to exit than the reschedule delay (seconds, on a busy host), the scheduler sees its
+# exit after the next poke was scheduled and fails the task as "killed externally" before any of its code runs
+# (Airflow's race, documented in docs/operators.md).
+RESCHEDULE_RUN_TO_TIMEOUT = ("reschedule_sensor_timeout", "+15550100008", 15.0)
 with DAG(RESCHEDULE_RUN_TO_TIMEOUT[0], schedule=None, start_date=START, catchup=False, tags=["e2e"]):
     placed = RingOutOperator(
         task_id="place", to_number=RESCHEDULE_RUN_TO_TIMEOUT[1], from_number=FROM_NUMBER, wait_for_connection=False
@@ -153,6 +154,6 @@ with DAG(RESCHEDULE_RUN_TO_TIMEOUT[0], schedule=None, start_date=START, catchup=
         task_id="call",
         ringout_id=placed.output,
         mode="reschedule",
-        poke_interval=5,
+        poke_interval=10,
         timeout=RESCHEDULE_RUN_TO_TIMEOUT[2],
     )

@@ -365,6 +365,16 @@ class AirflowServices:
                 raise ServiceError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tails()}")
             time.sleep(interval)
 
+    def unpause_when_parsed(self, dag_ids: Iterable[str], *, timeout: float = 120) -> None:
+        """Wait until the DAG processor has parsed each DAG, then unpause it."""
+        for dag_id in dag_ids:
+            self.wait_for(
+                f"DAG {dag_id} to be parsed",
+                lambda dag_id=dag_id: self.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
+                timeout=timeout,
+            )
+            assert self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the metadata database directly (read-only, waiting out the services' write locks)."""
         db = sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30)

@@ -70,12 +70,7 @@ def cluster(
     try:
         airflow.migrate()
         airflow.start_cluster(timeout=240)
-        airflow.wait_for(
-            f"DAG {DAG_ID} to be parsed",
-            lambda: airflow.api("GET", f"/dags/{DAG_ID}", expect=(200, 404)).get("dag_id"),
-            timeout=180,
-        )
-        airflow.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+        airflow.unpause_when_parsed([DAG_ID], timeout=180)
         yield airflow
     except BaseException:
         print(airflow.log_tails(80))

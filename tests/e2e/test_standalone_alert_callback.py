@@ -103,13 +103,7 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
     try:
         airflow.migrate()
         airflow.start_all(timeout=180)
-        for dag_id in (DAG_ID, TASK_DAG_ID):
-            airflow.wait_for(
-                f"DAG {dag_id} to be parsed",
-                lambda dag_id=dag_id: airflow.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
-                timeout=120,
-            )
-            assert airflow.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+        airflow.unpause_when_parsed((DAG_ID, TASK_DAG_ID))
         yield airflow
     except BaseException:
         print(airflow.log_tails(80))

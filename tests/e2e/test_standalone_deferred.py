@@ -107,13 +107,9 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
         airflow.start_all(timeout=180)
         racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
         racing += [VANISHED_THEN_CLEARED[0], RESCHEDULE_RUN_TO_TIMEOUT[0]]
-        for dag_id in [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing:
-            airflow.wait_for(
-                f"DAG {dag_id} to be parsed",
-                lambda dag_id=dag_id: airflow.api("GET", f"/dags/{dag_id}", expect=(200, 404)).get("dag_id"),
-                timeout=120,
-            )
-            assert airflow.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+        airflow.unpause_when_parsed(
+            [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing
+        )
         yield airflow
     except BaseException:
         print(airflow.log_tails(80))

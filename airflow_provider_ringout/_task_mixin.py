@@ -43,6 +43,12 @@ def _factor(value: Any, name: str) -> float:
     return float(value)
 
 
+def _budget(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+        raise RingCentralConfigError(f"{name} must be a number of seconds from 0 to 3600; got {value!r}.")
+    return float(value)
+
+
 def _folder(value: Any, name: str) -> str | None:
     if value is None:
         return None
@@ -58,6 +64,7 @@ HOOK_PARAMS: dict[str, Callable[[Any, str], Any]] = {
     "max_attempts": _whole_number,
     "backoff_factor": _factor,
     "token_cache_dir": _folder,
+    "rate_limit_budget": _budget,
 }
 
 
@@ -66,7 +73,7 @@ def check_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any] |
     Check ``hook_params`` when the DAG is built, so a typo is a DAG import error rather than a failed call.
 
     :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
-        ``token_cache_dir``), or None.
+        ``token_cache_dir``, ``rate_limit_budget``), or None.
     :return: a checked copy (None when empty).
     :raises RingCentralConfigError: naming the unknown key or the bad value, and what is accepted.
     """

@@ -156,6 +156,7 @@ def add_rows(report: Report, rounds: list[dict[str, Any]]) -> None:
 def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--kill", metavar="K:S", help="only one round: K hosts on redis, redis-server killed S s in")
+    cli.add_argument("--round", metavar="K:BACKEND", help="only one round: K hosts on BACKEND (file or redis)")
     args = cli.parse_args()
     began = time.monotonic()
     isolate_airflow("cluster")
@@ -168,6 +169,11 @@ def main() -> None:
     if args.kill:
         hosts, after = args.kill.split(":")
         plan = [(int(hosts), "redis", float(after))]
+    elif args.round:
+        hosts, backend = args.round.split(":")
+        if backend not in BACKENDS:
+            cli.error(f"--round: BACKEND must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        plan = [(int(hosts), backend, None)]
     barriers = [(k, ctx.Barrier(k)) for k, _, _ in plan]
     size = max(k for k, _, _ in plan)
     commands = [ctx.Queue() for _ in range(size)]

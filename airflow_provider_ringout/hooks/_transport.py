@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 import weakref
@@ -28,7 +29,7 @@ from airflow_provider_ringout.exceptions import (
     RingCentralRateLimitError,
     RingOutUnconfirmedError,
 )
-from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, capped_wait, urgent
+from airflow_provider_ringout.hooks._shared_state import MAX_WAIT, URGENT_LOCK_WAIT, capped_wait, urgent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -37,6 +38,32 @@ if TYPE_CHECKING:
 
 # A 429 without a usable Retry-After blocks its group this long.
 DEFAULT_RETRY_AFTER = 30.0
+# How long one request keeps being resent after 429s (from the first), whatever ``max_attempts`` says.
+RATE_LIMIT_BUDGET = 900.0
+
+
+def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None = None) -> float:
+    """
+    How long to wait before resending a request that got its ``refusals``-th 429.
+
+    ``Retry-After`` plus an extra drawn at random from 0 up to ``Retry-After`` (at least 1 s) doubled for each
+    earlier 429 of the same request (exponential back-off, full jitter), drawn so that the wait never passes
+    ``MAX_WAIT``.
+    RingCentral restarts its penalty on every request sent during it, so hosts that cannot see each other's
+    sends (file backend, or Redis down) and all wait exactly ``Retry-After`` keep restarting it for each other;
+    spread out, one penalty ends with nobody sending and the next request goes through.
+    urllib3's ``Retry`` cannot express this: ``respect_retry_after_header`` sleeps ``Retry-After`` exactly and
+    ``backoff_jitter`` adds a fixed-width jitter to ``backoff_factor * 2**n``, not a growing one.
+
+    :param retry_after: the 429's wait (:func:`retry_after`).
+    :param refusals: how many 429s this request has had so far (1 for the first).
+    :param rng: the random source (default: the ``random`` module's).
+    :return: seconds, from ``retry_after`` to ``MAX_WAIT``.
+    """
+    retry_after = min(retry_after, MAX_WAIT)
+    # The cap bounds the range drawn from (not the draw): clipped draws would all resend at MAX_WAIT together.
+    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), MAX_WAIT - retry_after)
+    return retry_after + (rng or random).uniform(0, spread)
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
@@ -216,14 +243,15 @@ def is_token_error(answer: Answer, token_error_codes: frozenset[str]) -> bool:
 
 def retry_policy(method: str, attempts: int, backoff_factor: float, *, idempotent: bool = True) -> Retry:
     """
-    urllib3's Retry decides: POST ring-out only after 429 (the one answer RingCentral guarantees was not
-    processed; a 503 from a gateway may come after the call was placed); requests safe to repeat (the token
-    POST, GET, DELETE) after 429 and any 5xx. ``attempts`` sends in all.
+    urllib3's Retry decides the 5xx and connect-failure retries: requests safe to repeat (the token POST, GET,
+    DELETE) after any 5xx, the ring-out POST never (a 503 from a gateway may come after the call was placed).
+    ``attempts`` sends in all. A 429 is not counted here: RingCentral guarantees it was not processed, so any
+    request is resent after it, spread out by :func:`rate_limit_wait`, until ``RATE_LIMIT_BUDGET`` runs out.
     """
     return Retry(
         total=attempts - 1,
         allowed_methods=frozenset({"GET", "DELETE", "POST"}),
-        status_forcelist=(429, 500, 502, 503, 504) if idempotent else (429,),
+        status_forcelist=(500, 502, 503, 504) if idempotent else (),
         backoff_factor=backoff_factor,
         backoff_max=60,
         raise_on_status=False,
@@ -245,13 +273,14 @@ class Attempts:
     :param path: the API path (on ``server``).
     :param server: the connection's server URL.
     :param group: RingCentral's rate-limit group of the request.
-    :param attempts: how many sends in all.
-    :param backoff_factor: urllib3's back-off factor between sends.
+    :param attempts: how many sends in all after 5xx answers and connect failures.
+    :param backoff_factor: urllib3's back-off factor between those sends.
     :param log: the hook's logger (retries and waits are logged there, the same way for both loops).
     :param scrub: removes our secrets from a text that goes into an error.
     :param wait: wait out the pacer and a 429 (False: raise at once, for the Test button).
     :param auth: the token request (safe to resend; anything but a 200 is an auth error).
     :param token_error_codes: 401 codes that renew the access token once (empty: no renewal).
+    :param rate_limit_budget: seconds from the first 429 within which 429s are resent (0: never).
     """
 
     def __init__(
@@ -268,6 +297,7 @@ class Attempts:
         wait: bool = True,
         auth: bool = False,
         token_error_codes: frozenset[str] = frozenset(),
+        rate_limit_budget: float = RATE_LIMIT_BUDGET,
     ) -> None:
         self.method, self.path, self.server, self.group = method, path, server, group
         self.url = server + path
@@ -279,6 +309,9 @@ class Attempts:
         self.token: str | None = None  # the access token the loop sent last
         self.refused: str | None = None  # the access token RingCentral refused (never sent again)
         self._pacer_deadline: float | None = None
+        self.rate_limit_budget = rate_limit_budget
+        self.refusals = 0  # 429s so far
+        self._first_refusal = 0.0  # when the first came (monotonic)
 
     def pacer_pause(self, delay: float) -> float:
         """
@@ -347,7 +380,8 @@ class Attempts:
         An answer came: None if it is final (see :meth:`outcome`), else how long to sleep before sending again.
 
         A 401 token error renews the token once (0 s; the loop asks for a token other than :attr:`refused`).
-        A 429's wait is enforced by the pacer, so the sleep is 0.
+        A 429 is resent after :func:`rate_limit_wait` while the ``rate_limit_budget`` lasts (the pacer holds the
+        group for ``Retry-After`` meanwhile); in urgent code the sleep is 0 and the pacer's bounded wait decides.
         """
         status = answer.status_code
         renewable = status == 401 and self.refused is None and self.token is not None and self.token_error_codes
@@ -356,17 +390,33 @@ class Attempts:
             self.refused = self.token
             self.retry = retry_policy(self.method, self.attempts, self.backoff_factor, idempotent=self.idempotent)
             return 0.0
-        if not self.retry.is_retry(self.method, status) or (status == 429 and not self.wait):
+        if status == 429:
+            return self._after_refusal(answer)
+        if not self.retry.is_retry(self.method, status):
             return None
         try:
             self.retry = self.retry.increment(self.method, self.url)
         except MaxRetryError:
             return None
-        self.log.warning("%s %s answered %s; retrying in %.1f s.", self.method, self.path, status, self._delay(answer))
-        return 0.0 if status == 429 else self._delay(answer)
+        delay = self.retry.get_backoff_time()
+        self.log.warning("%s %s answered %s; retrying in %.1f s.", self.method, self.path, status, delay)
+        return delay
 
-    def _delay(self, answer: Answer) -> float:
-        return retry_after(answer.headers) if answer.status_code == 429 else self.retry.get_backoff_time()
+    def _after_refusal(self, answer: Answer) -> float | None:
+        """A 429: how long to sleep before resending, or None when waiting is off or the budget is spent."""
+        if not self.wait:
+            return None
+        now = time.monotonic()
+        self.refusals += 1
+        if self.refusals == 1:
+            self._first_refusal = now
+        delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals)
+        if now + delay - self._first_refusal > self.rate_limit_budget:
+            return None
+        self.log.warning(
+            "%s %s answered 429 (%d so far); resending in %.1f s.", self.method, self.path, self.refusals, delay
+        )
+        return delay
 
     def outcome(self, answer: _A) -> _A | None:
         """
@@ -412,7 +462,7 @@ class Attempts:
         where = {"error_codes": codes, "method": self.method, "path": self.path}
         if status == 429:
             raise RingCentralRateLimitError(
-                f"rate limited by RingCentral after {self.attempts} attempts (nothing was processed): {message}",
+                f"rate limited by RingCentral (429 {max(self.refusals, 1)} time(s); nothing was processed): {message}",
                 status_code=status,
                 **where,  # type: ignore[arg-type]
             )

@@ -58,6 +58,7 @@ from airflow_provider_ringout.hooks._shared_state import (
     default_cache_dir,
 )
 from airflow_provider_ringout.hooks._transport import (
+    RATE_LIMIT_BUDGET,
     Answer,
     Attempts,
     arequest_limited,
@@ -107,9 +108,11 @@ class RingCentralHook(BaseHook):
     Talks to RingCentral for one ``ringcentral`` connection: token, pacing, retries, errors, RingOut calls.
 
     :param ringcentral_conn_id: the Airflow connection to use.
-    :param max_attempts: how many times a request may be sent in all when RingCentral answers 429 or 5xx, or
-        the connection fails before the request was sent.
+    :param max_attempts: how many times a request may be sent in all when RingCentral answers 5xx, or the
+        connection fails before the request was sent.
     :param backoff_factor: urllib3's back-off factor between those sends (seconds; 0: resend at once).
+    :param rate_limit_budget: seconds (from the first 429) within which a request RingCentral answered 429 is
+        resent, each time after ``Retry-After`` plus a growing random extra (0: a 429 is final at once).
     :param token_cache_dir: folder of the host-wide token cache and pacer state; default
         ``[ringcentral] token_cache_dir``.
     """
@@ -131,12 +134,14 @@ class RingCentralHook(BaseHook):
         max_attempts: int = 5,
         backoff_factor: float = 1.0,
         token_cache_dir: str | os.PathLike[str] | None = None,
+        rate_limit_budget: float = RATE_LIMIT_BUDGET,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ringcentral_conn_id = ringcentral_conn_id
         self.max_attempts = max(1, int(max_attempts))
         self.backoff_factor = backoff_factor
+        self.rate_limit_budget = max(0.0, float(rate_limit_budget))
         self._token_cache_dir = Path(token_cache_dir) if token_cache_dir else None
         self._mask: Callable[[str | None], None] = _mask
 
@@ -270,6 +275,7 @@ class RingCentralHook(BaseHook):
             wait=wait,
             auth=auth,
             token_error_codes=frozenset() if auth else TOKEN_ERROR_CODES,
+            rate_limit_budget=self.rate_limit_budget,
         )
 
     def _api(

@@ -112,7 +112,7 @@ def test_huge_retry_after_is_capped(
     emulator.inject("429", path="ring-out-get", retry_after=86400)
     started = time.time()
     with pytest.raises(RingCentralRateLimitError):
-        RingCentralHook(max_attempts=1).get_status(ringout_id)
+        RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     blocked_until = json.loads(_rate_file(isolated_token_cache, hook).read_text())["Light"]["blocked_until"]
     assert blocked_until - started <= _shared_state.MAX_WAIT + 1  # five minutes, not a day
 
@@ -124,7 +124,7 @@ def test_unparseable_retry_after_means_the_default(
     emulator.inject("429", path="ring-out-get", retry_after="soon")
     started = time.time()
     with pytest.raises(RingCentralRateLimitError):
-        RingCentralHook(max_attempts=1).get_status(ringout_id)
+        RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     blocked_until = json.loads(_rate_file(isolated_token_cache, hook).read_text())["Light"]["blocked_until"]
     assert 29 <= blocked_until - started <= 31
 
@@ -155,7 +155,7 @@ def test_wall_clock_stepped_back_after_a_penalty(
     ringout_id = hook.place_ringout(to_number=TO)["id"]
     emulator.inject("429", path="ring-out-get", retry_after=1)
     with pytest.raises(RingCentralRateLimitError):
-        RingCentralHook(max_attempts=1).get_status(ringout_id)
+        RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     real_time = time.time
     stepped = SimpleNamespace(**{name: getattr(time, name) for name in ("monotonic", "sleep")})
     stepped.time = lambda: real_time() - 120  # an NTP step back of two minutes

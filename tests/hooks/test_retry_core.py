@@ -8,6 +8,8 @@ never answers (the request was sent; only the answer is missing).
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import re
 import socket
 from typing import TYPE_CHECKING
@@ -17,7 +19,8 @@ import pytest
 import requests
 
 from airflow_provider_ringout.exceptions import RingCentralAPIError
-from airflow_provider_ringout.hooks._transport import is_connect_failure
+from airflow_provider_ringout.hooks._shared_state import MAX_WAIT
+from airflow_provider_ringout.hooks._transport import Attempts, is_connect_failure, rate_limit_wait
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import CallScript
 
@@ -90,3 +93,57 @@ def retries(output: str) -> list[str]:
 def unnamed(message: str) -> str:
     """``message`` without the exception's class name (requests' ``ConnectionError``, httpx's ``ConnectError``)."""
     return re.sub(r"\((Connection|Connect)Error\)", "(...)", message)
+
+
+def test_429_waits_grow_with_full_jitter_and_are_capped() -> None:
+    """Retry-After plus a random extra from 0 up to Retry-After doubled per earlier 429; never past MAX_WAIT."""
+    rng = random.Random(7)
+    waits = {n: [rate_limit_wait(60.0, n, rng) for _ in range(400)] for n in range(1, 7)}
+    for n, drawn in waits.items():
+        assert all(60.0 <= w <= min(MAX_WAIT, 60.0 + 60.0 * 2 ** (n - 1)) for w in drawn)
+        assert len(set(drawn)) == len(drawn)  # jittered: hosts that got the same 429 do not resend together
+    tops = [max(waits[n]) for n in (1, 2, 3)]
+    assert tops[0] < 120 < tops[1] < 180 < tops[2]  # the spread doubles with each further 429
+    assert max(waits[6]) == pytest.approx(MAX_WAIT, abs=5) and max(waits[6]) <= MAX_WAIT
+    assert 0 <= rate_limit_wait(0.0, 1, rng) <= 1.0  # no Retry-After to grow from: 1 s to start with
+    assert rate_limit_wait(MAX_WAIT, 3, rng) == MAX_WAIT
+
+
+class _Answer:
+    """A bare 429 answer (what both clients' responses offer)."""
+
+    status_code = 429
+    headers = {"Retry-After": "2"}
+    text = ""
+    is_redirect = False
+
+
+def attempts(**kwargs: object) -> Attempts:
+    settings: dict[str, object] = {"server": "http://rc", "group": "Heavy", "attempts": 2, "backoff_factor": 0}
+    settings.update(kwargs)
+    return Attempts("POST", "/ring-out", log=logging.getLogger("test"), scrub=str, **settings)  # type: ignore[arg-type]
+
+
+def test_429s_are_resent_past_max_attempts_spread_out_and_within_the_budget() -> None:
+    """max_attempts (2 here) bounds 5xx and connect failures; 429s go on, each wait longer on average."""
+    core = attempts()
+    waits = [core.after_answer(_Answer()) for _ in range(12)]
+    assert all(w is not None and 2.0 <= w <= MAX_WAIT for w in waits)
+    assert len(set(waits)) == len(waits)
+    assert max(waits[8:]) > max(waits[:2])  # type: ignore[type-var]
+    assert attempts(rate_limit_budget=0).after_answer(_Answer()) is None  # no budget: the 429 is final
+    assert attempts(wait=False).after_answer(_Answer()) is None  # the Test button: one attempt, no wait
+    core = attempts(rate_limit_budget=30)
+    assert [w for w in (core.after_answer(_Answer()) for _ in range(40)) if w is None]  # a wait past the budget
+
+
+def test_sync_and_async_loops_resend_429s_alike(ringcentral_conn_env: RingCentralEmulator) -> None:
+    ringcentral_conn_env.script(TO, CallScript(after=30))
+    hook = RingCentralHook(max_attempts=1)
+    ringout_id = hook.place_ringout(to_number=TO, from_number=FROM)["id"]
+    ringcentral_conn_env.inject("429", path="ring-out-get", retry_after=0, times=2)
+    hook.get_status(ringout_id)
+    ringcentral_conn_env.inject("429", path="ring-out-get", retry_after=0, times=2)
+    asyncio.run(hook.aget_status(ringout_id))
+    gets = [r.status for r in ringcentral_conn_env.requests if r.kind == "ring-out-get"]
+    assert gets == [429, 429, 200] * 2

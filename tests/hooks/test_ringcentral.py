@@ -329,20 +329,33 @@ def test_429_wait_is_shared_by_other_hooks(hook: RingCentralHook, emulator: Ring
     ringout_id = hook.place_ringout(to_number=TO)["id"]
     emulator.inject("429", path="ring-out-get", retry_after=1)
     with pytest.raises(RingCentralRateLimitError):
-        RingCentralHook(max_attempts=1).get_status(ringout_id)
+        RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     started = time.monotonic()
     hook.get_status(ringout_id)  # a different hook must wait out the penalty before sending
     assert time.monotonic() - started >= 0.8
     assert [r.status for r in emulator.requests if r.kind == "ring-out-get"] == [429, 200]
 
 
-def test_429_bounded_attempts(monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator) -> None:
+def test_429_is_resent_past_max_attempts_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator
+) -> None:
+    """max_attempts bounds 5xx and connect failures only: a 429 (nothing processed) is resent, spread out."""
     use(monkeypatch, emulator)
-    hook = RingCentralHook(max_attempts=2)
-    emulator.inject("429", path="ring-out-create", retry_after=0, times=5)
+    emulator.inject("429", path="ring-out-create", retry_after=0, times=2)
+    RingCentralHook(max_attempts=1).place_ringout(to_number=TO, from_number=FROM)
+    posts = [r for r in emulator.requests if r.kind == "ring-out-create"]
+    assert [r.status for r in posts] == [429, 429, 200]
+    assert len(emulator.sessions) == 1
+
+
+def test_429_gives_up_when_the_budget_is_spent(monkeypatch: pytest.MonkeyPatch, emulator: RingCentralEmulator) -> None:
+    use(monkeypatch, emulator)
+    emulator.inject("429", path="ring-out-create", retry_after=0, times=50)
+    started = time.monotonic()
     with pytest.raises(RingCentralRateLimitError, match="nothing was processed"):
-        hook.place_ringout(to_number=TO, from_number=FROM)
-    assert emulator.count(kind="ring-out-create") == 2
+        RingCentralHook(rate_limit_budget=2).place_ringout(to_number=TO, from_number=FROM)
+    assert time.monotonic() - started <= 2.5  # never sleeps past the budget
+    assert 2 <= emulator.count(kind="ring-out-create") < 50
     assert emulator.sessions == {}
 
 
@@ -586,7 +599,7 @@ def test_429_without_retry_after_blocks_the_group_for_30_seconds(
     emulator.inject("429", path="ring-out-get", retry_after=None)
     started = time.time()
     with pytest.raises(RingCentralRateLimitError):
-        RingCentralHook(max_attempts=1).get_status(ringout_id)
+        RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     (rate_file,) = isolated_token_cache.glob("rate-*.json")
     blocked_until = json.loads(rate_file.read_text())["Light"]["blocked_until"]
     assert 29 <= blocked_until - started <= 31  # host-wide: no process sends in this group meanwhile

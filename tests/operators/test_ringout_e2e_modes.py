@@ -109,7 +109,9 @@ def test_retry_reconnects_instead_of_dialling_again(airflow_home: AirflowHome, e
     assert result.states["answered"] == "success"
     if AIRFLOW_V_3_3_PLUS:
         assert posts[answered] == 1  # the retry found the pending call in task_state_store and waited on it
-        assert "Reconnecting to existing job" in result.output
+        # Still ringing when the retry looked (reconnect), or connected by then (a busy host starts it late).
+        resumed = re.search(r"Reconnecting to existing job|Job already completed successfully", result.output)
+        assert resumed, result.output[-3000:]
         assert result.xcom("answered") == result.xcom("answered", "ringout_id")  # the id is still the result
     else:
         assert posts[answered] == 2  # documented limitation before Airflow 3.3: no task_state_store

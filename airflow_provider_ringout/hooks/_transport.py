@@ -481,14 +481,23 @@ class Pacer(Protocol):
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None: ...
 
 
-def send(attempts: Attempts, pacer: Pacer, send_once: Callable[[], requests.Response]) -> requests.Response | None:
+def send(
+    attempts: Attempts,
+    pacer: Pacer,
+    send_once: Callable[[], requests.Response],
+    prepare: Callable[[], object] | None = None,
+) -> requests.Response | None:
     """
     The requests loop: send through the pacer until ``attempts`` says the answer is final.
 
     :param send_once: sends the request once and returns the answer.
+    :param prepare: gets ready to send (a login) before the pacer records the send, so the time it records is
+        when the request leaves, not a login earlier.
     :return: the final answer, checked (None: a 404 to a GET or DELETE).
     """
     while True:
+        if prepare is not None:
+            prepare()
         while (delay := pacer.reserve(attempts.group)) > 0:
             time.sleep(attempts.pacer_pause(delay))
         attempts.turn_taken()
@@ -504,18 +513,24 @@ def send(attempts: Attempts, pacer: Pacer, send_once: Callable[[], requests.Resp
 
 
 async def asend(
-    attempts: Attempts, pacer: Pacer, send_once: Callable[[], Awaitable[httpx.Response]]
+    attempts: Attempts,
+    pacer: Pacer,
+    send_once: Callable[[], Awaitable[httpx.Response]],
+    prepare: Callable[[], Awaitable[object]] | None = None,
 ) -> httpx.Response | None:
     """
     The httpx loop: :func:`send` on an event loop, the shared pacer asked off the loop when it takes a lock.
 
     :param send_once: sends the request once and returns the answer.
+    :param prepare: as :func:`send`'s, awaited.
     :return: the final answer, checked (None: a 404 to a GET or DELETE).
     """
     import httpx
 
     group = attempts.group
     while True:
+        if prepare is not None:
+            await prepare()
         await _await_turn(attempts, pacer)
         try:
             response = await send_once()

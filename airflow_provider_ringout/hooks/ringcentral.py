@@ -287,11 +287,16 @@ class RingCentralHook(BaseHook):
         Every error answer is raised as a specific exception.
         """
         attempts = self._attempts(method, path, group)
-        return send(attempts, self._pacer, functools.partial(self._authorised, attempts, json_body))
+        login = functools.partial(self._token_for, attempts)
+        return send(attempts, self._pacer, functools.partial(self._authorised, attempts, json_body), login)
+
+    def _token_for(self, attempts: Attempts) -> Token:
+        """The access token the next send of ``attempts`` uses (a login when none is in hand)."""
+        return self._token(invalid=attempts.refused)
 
     def _authorised(self, attempts: Attempts, json_body: dict[str, Any] | None) -> requests.Response:
         """Send once with the shared access token (never the one RingCentral refused)."""
-        token = self._token(invalid=attempts.refused).access_token
+        token = self._token_for(attempts).access_token
         attempts.use_token(token)
         return self._session.request(
             attempts.method,
@@ -568,18 +573,23 @@ class RingCentralHook(BaseHook):
             token = await asyncio.to_thread(self._token, invalid=invalid)
         return token
 
+    async def _atoken_for(self, attempts: Attempts) -> Token:
+        """Async :meth:`_token_for` (a login runs off the event loop)."""
+        return await self._atoken(invalid=attempts.refused)
+
     async def _aapi(self, method: str, path: str, *, group: str) -> httpx.Response | None:
         """Async :meth:`_api` for GET and DELETE (triggers never POST): the same decisions, httpx for I/O."""
         creds = await self._acredentials()
         client = await self._async_client()
         attempts = self._attempts(method, path, group)
-        return await asend(attempts, self._pacer, functools.partial(self._aauthorised, attempts, client, creds))
+        send_once = functools.partial(self._aauthorised, attempts, client, creds)
+        return await asend(attempts, self._pacer, send_once, functools.partial(self._atoken_for, attempts))
 
     async def _aauthorised(
         self, attempts: Attempts, client: httpx.AsyncClient, creds: RingCentralCredentials
     ) -> httpx.Response:
         """Send once with the shared access token (never the one RingCentral refused), off the event loop's way."""
-        token = (await self._atoken(invalid=attempts.refused)).access_token
+        token = (await self._atoken_for(attempts)).access_token
         attempts.use_token(token)
         headers = {"Authorization": f"Bearer {token}"}
         return await arequest_limited(

@@ -260,6 +260,9 @@ def retry_policy(method: str, attempts: int, backoff_factor: float, *, idempoten
 
 _A = TypeVar("_A", bound=Answer)
 
+# A waiting sender asks the shared pacer again at least this often: another host may have lifted or moved the block.
+PACER_RECHECK = 10.0
+
 
 class Attempts:
     """
@@ -328,7 +331,7 @@ class Attempts:
             )
         if delay > 1:
             self.log.info("Waiting %.1f s for RingCentral's %s rate limit before sending.", delay, self.group)
-        return min(delay, 10.0)
+        return min(delay, PACER_RECHECK)
 
     def turn_taken(self) -> None:
         """The pacer gave this request its turn (the next wait for a turn has its own bound)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.hooks import _redis_state
+from airflow_provider_ringout.hooks import _redis_state, _transport
 from airflow_provider_ringout.hooks._redis_state import RedisLink, RedisRatePacer, RedisTokenCache
 from airflow_provider_ringout.hooks._shared_state import RatePacer, StateDir, Token, TokenCache
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
@@ -375,12 +375,17 @@ def test_redis_down_falls_back_to_files_with_one_warning(
 
 
 def test_redis_dying_mid_wait_does_not_lose_the_call(
-    redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer,
+    emulator: RingCentralEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Redis dies while a task waits its turn: the turn Redis gave is kept (hosts ahead own the earlier slots)."""
+    monkeypatch.setattr(_transport, "PACER_RECHECK", 1.0)  # the hook wakes up well before the penalty ends
     hook = host(tmp_path, "a")
     hook.credentials  # noqa: B018
-    hook._pacer.observe("Heavy", {"X-Rate-Limit-Limit": "10", "X-Rate-Limit-Window": "60"}, penalty=14.0)
+    hook._pacer.observe("Heavy", {"X-Rate-Limit-Limit": "10", "X-Rate-Limit-Window": "60"}, penalty=4.0)
     started = time.monotonic()  # the emulator records monotonic times
     placed: list[str] = []
     with caplog.at_level(logging.WARNING, logger=REDIS_LOGGER):
@@ -392,7 +397,7 @@ def test_redis_dying_mid_wait_does_not_lose_the_call(
         worker.join(40)
     assert len(placed) == 1 and emulator.count(kind="ring-out-create") == 1
     (post,) = [r for r in emulator.requests if r.kind == "ring-out-create"]
-    assert post.time >= started + 13.5  # not at the hook's 10 s wake-up: the cluster's turn still held
+    assert post.time >= started + 3.5  # not at the hook's 1 s wake-up: the cluster's turn still held
     assert len(_warnings(caplog)) == 1
 
 

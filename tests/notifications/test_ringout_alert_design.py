@@ -218,9 +218,11 @@ import json, sys, time
 from types import SimpleNamespace
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 
-run_id, task_id, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+from pathlib import Path
+run_id, task_id, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 ti = SimpleNamespace(dag_id="alerting_dag", run_id=run_id, task_id=task_id, map_index=-1, try_number=1, state="failed")
-while time.time() < start_at:  # both processes alert at the same moment
+(folder / f"{task_id}.ready").touch()
+while not (folder / "go").exists():  # both processes alert at the same moment, once both have imported Airflow
     time.sleep(0.001)
 RingOutNotifier(to_numbers=["+14155550101"], from_number="+14155550100").notify({"ti": ti, "run_id": run_id})
 """
@@ -233,11 +235,15 @@ def test_one_escalation_across_two_processes(
     script.write_text(CLAIMANT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     run_id = f"manual__{time.time_ns()}"
-    start_at = str(time.time() + 6)  # after both interpreters have imported Airflow
+    tasks = ("extract", "load")
     procs = [
-        subprocess.Popen([sys.executable, str(script), run_id, task, start_at], env=env, text=True)
-        for task in ("extract", "load")
+        subprocess.Popen([sys.executable, str(script), run_id, task, str(tmp_path)], env=env, text=True)
+        for task in tasks
     ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"{task}.ready").exists() for task in tasks) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     for proc in procs:
         assert proc.wait(timeout=60) == 0
 
@@ -313,8 +319,8 @@ def test_the_escalation_ends_inside_its_budget_and_cancels_the_last_call(
     """The budget comes from the DAG processor or the worker (see the e2e test); here it is set directly."""
     emulator = ringcentral_conn_env
     emulator.script(None, CallScript(outcome=Outcome.NEVER_ANSWERS))
-    monkeypatch.setattr(_budget, "callback_budget", lambda: _budget.Budget(16.0, "a test budget"))
-    monkeypatch.setattr(_budget, "MIN_WAIT", 2.0)
+    monkeypatch.setattr(_budget, "callback_budget", lambda: _budget.Budget(12.0, "a test budget"))
+    monkeypatch.setattr(_budget, "MIN_WAIT", 1.0)
 
     started = time.monotonic()
     acked(to_numbers=[FIRST, SECOND], per_number_timeout=60).notify(make_context())
@@ -322,5 +328,5 @@ def test_the_escalation_ends_inside_its_budget_and_cancels_the_last_call(
 
     assert rung_first(emulator) == [FIRST, SECOND]
     assert all(info.cancelled for info in emulator.sessions.values())
-    assert took < 16.0 - _budget.END_MARGIN + 1.5
+    assert took < 12.0 - _budget.END_MARGIN + 1.5
     assert "waits shortened to fit the callback's time" in logs()

@@ -209,11 +209,16 @@ def test_a_failed_trigger_cancel_is_left_to_the_task(emulator: RingCentralEmulat
     ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
     emulator.inject("reset", path="ring-out-delete", times=10)
     trigger = RingOutTrigger(
-        ringout_id=ringout_id, end_time=time.time() + 0.5, poll_interval=0.2, cancel_on_timeout=True
+        ringout_id=ringout_id,
+        end_time=time.time() + 0.5,
+        poll_interval=0.2,
+        cancel_on_timeout=True,
+        hook_params={"backoff_factor": 0},  # every DELETE resent at once: the give-up, not the back-off, is tested
     )
     (event,) = asyncio.run(events(trigger))
     assert event.payload["status"] == "timeout"
     assert event.payload["cancel"] is None
+    assert emulator.count(kind="ring-out-delete") == 5  # resent up to max_attempts, then left to the task
     assert "could not cancel" in event.payload["message"]
     assert not emulator.sessions[ringout_id].cancelled
 

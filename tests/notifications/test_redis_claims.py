@@ -11,10 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +23,7 @@ from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
 from tests.hooks.test_redis_state import REDIS_LOGGER, redis_server
-from tests.notifications.test_ringout_alert_design import CLAIMANT, REPO
+from tests.notifications.test_ringout_alert_design import alert_at_once
 from tests.notifications.test_ringout_notifier import FIRST, FROM, created, make_context
 
 if TYPE_CHECKING:
@@ -77,21 +74,16 @@ def test_two_hosts_alerting_for_one_run_at_once_place_one_escalation(
     calls: int,
 ) -> None:
     """Two processes, each with its own folder, fail tasks of one run together: Redis groups them; files cannot."""
-    script = tmp_path / "claimant.py"
-    script.write_text(CLAIMANT)
-    run_id = f"manual__{time.time_ns()}"
-    start_at = str(time.time() + 8)  # after both interpreters have imported Airflow
-    procs = []
-    for name, task in (("a", "extract"), ("b", "load")):
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW__RINGCENTRAL__SHARED_STATE": backend,
-            "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(tmp_path / f"host-{name}"),
-        }
-        procs.append(subprocess.Popen([sys.executable, str(script), run_id, task, start_at], env=env))
-    for proc in procs:
-        assert proc.wait(timeout=90) == 0
+    alert_at_once(
+        tmp_path,
+        {
+            task: {
+                "AIRFLOW__RINGCENTRAL__SHARED_STATE": backend,
+                "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(tmp_path / f"host-{name}"),
+            }
+            for name, task in (("a", "extract"), ("b", "load"))
+        },
+    )
 
     assert created(ringcentral_conn_env) == [FIRST] * calls
     if backend == "file":

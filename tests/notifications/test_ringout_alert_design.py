@@ -228,24 +228,33 @@ RingOutNotifier(to_numbers=["+14155550101"], from_number="+14155550100").notify(
 """
 
 
+def alert_at_once(folder: Path, envs: dict[str, dict[str, str]]) -> None:
+    """
+    Run :data:`CLAIMANT` in one process per task (``envs``: task id -> extra environment), all for one new run;
+    they alert together once every interpreter has imported Airflow, and each must exit 0.
+    """
+    script = folder / "claimant.py"
+    script.write_text(CLAIMANT)
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    run_id = f"manual__{time.time_ns()}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), run_id, task, str(folder)], env={**os.environ, "PYTHONPATH": path, **extra}
+        )
+        for task, extra in envs.items()
+    ]
+    deadline = time.monotonic() + 90
+    while not all((folder / f"{task}.ready").exists() for task in envs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (folder / "go").touch()
+    for proc in procs:
+        assert proc.wait(timeout=90) == 0
+
+
 def test_one_escalation_across_two_processes(
     ringcentral_conn_env: RingCentralEmulator, isolated_token_cache: Path, tmp_path: Path
 ) -> None:
-    script = tmp_path / "claimant.py"
-    script.write_text(CLAIMANT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    run_id = f"manual__{time.time_ns()}"
-    tasks = ("extract", "load")
-    procs = [
-        subprocess.Popen([sys.executable, str(script), run_id, task, str(tmp_path)], env=env, text=True)
-        for task in tasks
-    ]
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"{task}.ready").exists() for task in tasks) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    (tmp_path / "go").touch()
-    for proc in procs:
-        assert proc.wait(timeout=60) == 0
+    alert_at_once(tmp_path, {"extract": {}, "load": {}})
 
     assert created(ringcentral_conn_env) == [FIRST]
     claims = json.loads((isolated_token_cache / "alert-claims.json").read_text())["claims"]

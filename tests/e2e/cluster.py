@@ -93,6 +93,10 @@ class CeleryCluster(AirflowServices):
             self.start(name)
         self.wait_healthy(CLUSTER_SERVICES, timeout=timeout)
 
+    def start_services(self) -> None:
+        """Start the cluster (:meth:`start_cluster`)."""
+        self.start_cluster()
+
     def worker_log(self, name: str) -> str:
         """A worker's log so far."""
         return (self.log_dir / f"{name}.log").read_text(errors="replace")

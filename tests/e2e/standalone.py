@@ -32,7 +32,7 @@ import psutil
 import requests
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import TracebackType
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
@@ -224,6 +224,28 @@ class AirflowServices:
         for name in SERVICE_NAMES:
             self.start(name)
         self.wait_healthy(timeout=timeout)
+
+    def start_services(self) -> None:
+        """Start what this deployment runs, healthy (:meth:`start_all` here)."""
+        self.start_all()
+
+    @contextlib.contextmanager
+    def serving(self, dag_ids: Iterable[str], *, parse_timeout: float = 120) -> Iterator[None]:
+        """
+        Migrate, start the services (:meth:`start_services`) and unpause ``dag_ids`` once parsed; stop all on leaving.
+
+        A failure while starting prints the end of every service log before it is raised.
+        """
+        try:
+            self.migrate()
+            self.start_services()
+            self.unpause_when_parsed(dag_ids, timeout=parse_timeout)
+            yield
+        except BaseException:
+            print(self.log_tails(80))
+            raise
+        finally:
+            self.close()
 
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, *, timeout: float = 30) -> int:
         """

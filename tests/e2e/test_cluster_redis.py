@@ -67,16 +67,8 @@ def cluster(
         "AIRFLOW__RINGCENTRAL__SHARED_STATE": "redis",
     }
     airflow = CeleryCluster(home, DAGS_FOLDER, redis_server.url, env, workers=2, concurrency=6)
-    try:
-        airflow.migrate()
-        airflow.start_cluster(timeout=240)
-        airflow.unpause_when_parsed([DAG_ID], timeout=180)
+    with airflow.serving([DAG_ID], parse_timeout=180):
         yield airflow
-    except BaseException:
-        print(airflow.log_tails(80))
-        raise
-    finally:
-        airflow.close()
 
 
 def test_twelve_calls_on_two_hosts_one_login_no_429(cluster: CeleryCluster, emulator: RingCentralEmulator) -> None:

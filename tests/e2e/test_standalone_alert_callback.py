@@ -100,16 +100,8 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
         "AIRFLOW__CORE__TASK_SUCCESS_OVERTIME": str(WORKER_OVERTIME),
     }
     airflow = AirflowServices(home, dags, env)
-    try:
-        airflow.migrate()
-        airflow.start_all(timeout=180)
-        airflow.unpause_when_parsed((DAG_ID, TASK_DAG_ID))
+    with airflow.serving((DAG_ID, TASK_DAG_ID)):
         yield airflow
-    except BaseException:
-        print(airflow.log_tails(80))
-        raise
-    finally:
-        airflow.close()
 
 
 def processor_logs(home: Path) -> str:

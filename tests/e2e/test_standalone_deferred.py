@@ -102,20 +102,10 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
         "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
     }
     airflow = AirflowServices(home, DAGS_FOLDER, env)
-    try:
-        airflow.migrate()
-        airflow.start_all(timeout=180)
-        racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
-        racing += [VANISHED_THEN_CLEARED[0], RESCHEDULE_RUN_TO_TIMEOUT[0]]
-        airflow.unpause_when_parsed(
-            [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing
-        )
+    racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
+    racing += [VANISHED_THEN_CLEARED[0], RESCHEDULE_RUN_TO_TIMEOUT[0]]
+    with airflow.serving([d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing):
         yield airflow
-    except BaseException:
-        print(airflow.log_tails(80))
-        raise
-    finally:
-        airflow.close()
 
 
 @pytest.fixture(autouse=True)

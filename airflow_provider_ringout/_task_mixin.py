@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.exceptions import RingCentralConfigError
+from airflow_provider_ringout.exceptions import RingCentralConfigError, RingOutError, RingOutFailedError
 from airflow_provider_ringout.status import RingOutState
 
 if TYPE_CHECKING:
@@ -98,6 +98,28 @@ def check_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any] |
     return checked or None
 
 
+def retry_follows(task: Any, context: Mapping[str, Any], *, reconnects: bool) -> bool:
+    """
+    Whether a retry of this task will follow a retryable failure now and reconnect to its call.
+
+    The one place operator and sensor decide whether a call whose wait failed is cancelled now or left to the
+    retry. Airflow retries a failed try while ``try_number <= max_tries`` (``max_tries`` is ``retries`` until a
+    clear raises it); a core that does not say counts as "no retry", so the call is cancelled rather than left.
+
+    :param task: the operator or sensor (its ``retries`` when the task instance has no ``max_tries``).
+    :param context: the task's context.
+    :param reconnects: whether a retry of this task watches the same call (False: it would lose it).
+    """
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", None)
+    max_tries = getattr(ti, "max_tries", None)
+    if max_tries is None:
+        max_tries = getattr(task, "retries", 0)
+    if not reconnects or not isinstance(try_number, int) or not isinstance(max_tries, int):
+        return False
+    return bool(getattr(task, "retries", 0)) and try_number <= max_tries
+
+
 class RingCentralTaskMixin:
     """
     The hook, built on first use (never at DAG-parse time), and ``on_kill`` that cancels a still-pending call.
@@ -133,6 +155,35 @@ class RingCentralTaskMixin:
             cancel_on_timeout=self.cancel_on_timeout,
             hook_params=self.hook_params,
         )
+
+    def _failed_wait(
+        self, context: Mapping[str, Any], ringout_id: str, why: str, *, reconnects: bool
+    ) -> RingOutFailedError:
+        """
+        The error for a wait that ended without a final status; the call is cancelled first, unless a retry
+        follows that reconnects to it (that retry cancels it if its own wait fails for good).
+
+        :param why: what ended the wait (a status read failing for good, the trigger's error, ...).
+        :param reconnects: whether a retry of this task would watch this same call.
+        """
+        if retry_follows(self, context, reconnects=reconnects):
+            what = "it is left to the task's retry, which reconnects to it (and cancels it if its own wait fails)"
+        else:
+            what = self._cancel_urgently(ringout_id)
+        message = f"Waiting on RingOut {ringout_id} failed ({why}); {what}."
+        self.log.error(message)
+        return RingOutFailedError(message, ringout_id=ringout_id)
+
+    def _cancel_urgently(self, ringout_id: str) -> str:
+        """Cancel with bounded waits (the wait already failed: do not hang on top of it); say what it did."""
+        try:
+            return self.hook.cancel_and_confirm(ringout_id, urgent=True).describe()
+        except RingOutError as exc:
+            self.log.exception("Could not cancel RingOut %s.", ringout_id)
+            return f"a cancel was tried, but whether it stopped the call is unknown ({exc})"
+        except Exception as exc:
+            self.log.exception("Could not cancel RingOut %s.", ringout_id)
+            return f"a cancel was tried, but whether it stopped the call is unknown ({type(exc).__name__})"
 
     def on_kill(self) -> None:
         """Cancel a call that is still pending when the task is killed, so no phone rings on for nobody."""

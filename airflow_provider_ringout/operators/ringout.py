@@ -211,7 +211,10 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         if self.deferrable:
             self._check_once_then_defer(self._watch, context)
             return ringout_id
-        state = self.hook.wait_for_ringout(self._watch, timeout=self.wait_timeout, poll_interval=self.poll_interval)
+        try:
+            state = self.hook.wait_for_ringout(self._watch, timeout=self.wait_timeout, poll_interval=self.poll_interval)
+        except Exception as exc:  # status reads failing for good, or anything unexpected: no final status
+            raise self._wait_failed(context, ringout_id, exc) from exc
         if state is RingOutState.PENDING:
             self._time_out(self._watch, context)
         self._finish(state, self._watch, context)
@@ -260,8 +263,18 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             cancelled=outcome.stopped if outcome else None,
         )
 
+    def _wait_failed(self, context: Context, ringout_id: str, why: Exception | str) -> RingOutFailedError:
+        """A wait without a final status: cancel, unless a retry follows that reconnects (Airflow 3.3+ stores
+        the call's id in ``task_state_store`` for it) and is not refused by the no-redial hold."""
+        store = context.get("task_state_store")
+        reconnects = store is not None and not isinstance(store.get(HOLD_KEY), dict)
+        return self._failed_wait(context, ringout_id, str(why), reconnects=reconnects)
+
     def _check_once_then_defer(self, watch: RingOutWatch, context: Context) -> None:
-        state = self.hook.observe(watch)
+        try:
+            state = self.hook.observe(watch)
+        except Exception as exc:
+            raise self._wait_failed(context, watch.ringout_id, exc) from exc
         if state is not RingOutState.PENDING:
             self._finish(state, watch, context)
             return
@@ -329,9 +342,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         elif resumed.kind is RingOutEventKind.TIMEOUT:
             self._time_out(watch, context, cancelled=resumed.cancel, waited=waited)
         else:
-            raise RingOutFailedError(
-                f"Waiting on RingOut {watch.ringout_id} failed: {resumed.message}", ringout_id=watch.ringout_id
-            )
+            raise self._wait_failed(context, watch.ringout_id, f"the trigger's error: {resumed.message}")
         return watch.ringout_id
 
 

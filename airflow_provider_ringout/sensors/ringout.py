@@ -117,7 +117,11 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         watch = self._watching()
-        state = self.hook.observe(watch)
+        try:
+            state = self.hook.observe(watch)
+        except Exception as exc:  # status reads failing for good, or anything unexpected: no final status
+            # A retry of the sensor pokes the same ringout_id again, so it reconnects to the call.
+            raise self._failed_wait(context, watch.ringout_id, str(exc), reconnects=True) from exc
         _raise_if_failed(state, watch)
         if state is RingOutState.PENDING and self.reschedule and self._last_poke_before_timeout(context):
             # Some Airflow versions fail a timed-out rescheduled sensor before calling it again, so the cancel
@@ -223,7 +227,7 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             raise AirflowSensorTimeout(
                 f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}{what})."
             )
-        raise RingOutError(f"Waiting on RingOut {watch.ringout_id} failed: {resumed.message}")
+        raise self._failed_wait(context, watch.ringout_id, f"the trigger's error: {resumed.message}", reconnects=True)
 
     def _cancel_after_timeout(self, done: CancelOutcome | None = None) -> CancelOutcome | None:
         """Cancel the call after the timeout, unless ``done`` says the trigger already did; returns the outcome."""

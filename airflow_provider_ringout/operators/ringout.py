@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # Outcome remembered in task_state_store, so a retry knows how the call ended even once RingCentral forgot it.
 OUTCOME_KEY = "ringout_outcome"
 # Set when a call may have connected (its session vanished unseen, or the POST's answer was lost): no later try
-# dials again until a user clears the task (Airflow counts clears in ``dag_run.clear_number``).
+# dials again until a user clears this task instance (see ``cleared_since``).
 HOLD_KEY = "ringout_hold"
 NOT_REDIALLED = "it is not dialled again. Clear the task to place a new call deliberately."
 
@@ -35,6 +35,24 @@ NOT_REDIALLED = "it is not dialled again. Clear the task to place a new call del
 def clear_number(context: Context) -> int:
     """How many times the DAG run was cleared (0 on cores that do not say), to tell a clear from a retry."""
     return int(getattr(context.get("dag_run"), "clear_number", None) or 0)
+
+
+def max_tries(context: Context) -> int | None:
+    """
+    The task instance's ``max_tries``: Airflow raises it to ``try_number + retries`` when THIS task instance (this
+    map index) is cleared, and leaves it when it retries or another task of the run is cleared. None if unknown.
+    """
+    value = getattr(context.get("ti"), "max_tries", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def cleared_since(hold: dict[str, Any], context: Context) -> bool:
+    """Whether this task instance was cleared since ``hold`` was set (a retry, or a clear of another task, is not)."""
+    held_at, now = hold.get("max_tries"), max_tries(context)
+    if isinstance(held_at, int) and now is not None:
+        return now > held_at
+    # A hold written before max_tries was recorded: the run's clear count is all there is (any task's clear).
+    return bool(hold.get("clear_number") != clear_number(context))
 
 
 def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
@@ -128,14 +146,14 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         Fail, without dialling, a try that follows a call which may have connected, unless the task was cleared.
 
         Such failures are not retried by Airflow; this covers a try that resumes anyway (the worker died after
-        the outcome was stored). A clear since then is a deliberate "call again": the hold and the earlier call's
-        id are dropped, so a new call is placed.
+        the outcome was stored). A clear of this task instance since then is a deliberate "call again": the hold
+        and the earlier call's id are dropped, so a new call is placed. A clear of another task of the run is not.
         """
         store = context.get("task_state_store")
         hold = store.get(HOLD_KEY) if store is not None else None
         if store is None or not isinstance(hold, dict):
             return
-        if hold.get("clear_number") == clear_number(context):
+        if not cleared_since(hold, context):
             raise RingOutOutcomeUnknownError(
                 f"An earlier try of this task placed a call that may have connected ({hold.get('why')}); "
                 + NOT_REDIALLED,
@@ -149,7 +167,15 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         """Remember (Airflow 3.3+) that a call may have connected, so no later try of this run dials again."""
         store = context.get("task_state_store")
         if store is not None:
-            store.set(HOLD_KEY, {"why": why, "ringout_id": ringout_id, "clear_number": clear_number(context)})
+            store.set(
+                HOLD_KEY,
+                {
+                    "why": why,
+                    "ringout_id": ringout_id,
+                    "max_tries": max_tries(context),
+                    "clear_number": clear_number(context),
+                },
+            )
 
     # --- ResumableJobMixin ---------------------------------------------------------------------------
 

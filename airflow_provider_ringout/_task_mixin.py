@@ -16,37 +16,54 @@ if TYPE_CHECKING:
     from airflow_provider_ringout.status import RingOutWatch
     from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
-MAX_WAIT = timedelta(hours=24)
+# Upper bounds on what a DAG may set, checked when the DAG is parsed, so no task can retry a dead RingCentral for
+# days. Each names what it bounds; an error names the bound it broke.
+MAX_WAIT = timedelta(hours=24)  # wait_timeout, a sensor's timeout: how long one task waits for a call
+MAX_POLL_INTERVAL = timedelta(hours=1)  # poll_interval, poke_interval: the gap between two status reads
+MAX_ATTEMPTS = 20  # hook_params["max_attempts"]: sends of one request in all, on 5xx or a dropped connection
+MAX_BACKOFF_FACTOR = 60.0  # hook_params["backoff_factor"]: seconds, doubled per attempt
+MAX_RATE_LIMIT_BUDGET = 3600.0  # hook_params["rate_limit_budget"]: seconds one request may wait out 429s
 
 
-def seconds(value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAIT) -> float:
+def seconds(
+    value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAIT, bound_name: str | None = None
+) -> float:
     """Check a duration parameter (seconds or timedelta): positive and not absurd. Raised when the DAG is built."""
     if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
         raise RingCentralConfigError(f"{name} must be a number of seconds or a timedelta; got {value!r}.")
     result = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if not 0 < result <= maximum.total_seconds():
+        bound = bound_name or ("MAX_WAIT" if maximum == MAX_WAIT else None)
         raise RingCentralConfigError(
-            f"{name} must be more than 0 and at most {maximum.total_seconds():.0f} seconds; got {result:g}."
+            f"{name} must be more than 0 and at most {maximum.total_seconds():.0f} seconds"
+            + (f" (the bound {bound})" if bound else "")
+            + f"; got {result:g}."
         )
     return result
 
 
-def _whole_number(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RingCentralConfigError(f"{name} must be a whole number of at least 1; got {value!r}.")
+def _attempts(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        raise RingCentralConfigError(
+            f"{name} must be a whole number from 1 to {MAX_ATTEMPTS} (the bound MAX_ATTEMPTS); got {value!r}."
+        )
     return value
 
 
-def _factor(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
-        raise RingCentralConfigError(f"{name} must be a number of seconds from 0 to 60; got {value!r}.")
+def _bounded_seconds(value: Any, name: str, bound: float, bound_name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= bound:
+        raise RingCentralConfigError(
+            f"{name} must be a number of seconds from 0 to {bound:g} (the bound {bound_name}); got {value!r}."
+        )
     return float(value)
+
+
+def _factor(value: Any, name: str) -> float:
+    return _bounded_seconds(value, name, MAX_BACKOFF_FACTOR, "MAX_BACKOFF_FACTOR")
 
 
 def _budget(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
-        raise RingCentralConfigError(f"{name} must be a number of seconds from 0 to 3600; got {value!r}.")
-    return float(value)
+    return _bounded_seconds(value, name, MAX_RATE_LIMIT_BUDGET, "MAX_RATE_LIMIT_BUDGET")
 
 
 def _folder(value: Any, name: str) -> str | None:
@@ -61,7 +78,7 @@ def _folder(value: Any, name: str) -> str | None:
 # read from the hook's signature so that parsing a DAG never imports the hook (OAuth, HTTP); a test keeps the two
 # in step.
 HOOK_PARAMS: dict[str, Callable[[Any, str], Any]] = {
-    "max_attempts": _whole_number,
+    "max_attempts": _attempts,
     "backoff_factor": _factor,
     "token_cache_dir": _folder,
     "rate_limit_budget": _budget,

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_ringout._task_mixin import HOOK_PARAMS, check_hook_params
+from airflow_provider_ringout._task_mixin import (
+    HOOK_PARAMS,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_FACTOR,
+    MAX_POLL_INTERVAL,
+    MAX_RATE_LIMIT_BUDGET,
+    MAX_WAIT,
+    check_hook_params,
+)
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralConfigError
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
@@ -70,7 +78,7 @@ def test_an_unknown_key_fails_when_the_dag_is_parsed(task: str) -> None:
     ("params", "message"),
     [
         ({"ringcentral_conn_id": "x"}, "pass it as the task's own ringcentral_conn_id"),
-        ({"max_attempts": 0}, r"hook_params\['max_attempts'\] must be a whole number of at least 1"),
+        ({"max_attempts": 0}, r"hook_params\['max_attempts'\] must be a whole number from 1 to 20"),
         ({"max_attempts": "3"}, r"hook_params\['max_attempts'\] must be a whole number"),
         ({"max_attempts": True}, r"hook_params\['max_attempts'\] must be a whole number"),
         ({"backoff_factor": -1}, r"hook_params\['backoff_factor'\] must be a number of seconds from 0 to 60"),
@@ -126,3 +134,43 @@ def test_the_hook_retries_as_hook_params_say(
     else:
         assert cancel.execute(task_context()) is stopped
     assert ringcentral_conn_env.count(kind="ring-out-delete") == max_attempts
+
+
+@pytest.mark.parametrize(
+    ("task_args", "bound"),
+    [
+        ({"hook_params": {"max_attempts": 10**9}}, "MAX_ATTEMPTS"),
+        ({"hook_params": {"max_attempts": MAX_ATTEMPTS + 1}}, "MAX_ATTEMPTS"),
+        ({"hook_params": {"backoff_factor": MAX_BACKOFF_FACTOR + 1}}, "MAX_BACKOFF_FACTOR"),
+        ({"hook_params": {"rate_limit_budget": MAX_RATE_LIMIT_BUDGET + 1}}, "MAX_RATE_LIMIT_BUDGET"),
+        ({"wait_timeout": MAX_WAIT.total_seconds() + 1}, "MAX_WAIT"),
+        ({"poll_interval": MAX_POLL_INTERVAL.total_seconds() + 1}, "MAX_POLL_INTERVAL"),
+    ],
+)
+def test_a_dag_cannot_set_more_than_a_bound_and_the_error_names_it(task_args: dict[str, Any], bound: str) -> None:
+    with pytest.raises(RingCentralConfigError, match=bound):
+        RingOutOperator(task_id="call", to_number="+14155550199", **task_args)
+
+
+@pytest.mark.parametrize(
+    ("task_args", "bound"),
+    [
+        ({"poke_interval": MAX_POLL_INTERVAL.total_seconds() + 1}, "MAX_POLL_INTERVAL"),
+        ({"timeout": MAX_WAIT.total_seconds() + 1}, "MAX_WAIT"),
+        ({"hook_params": {"max_attempts": MAX_ATTEMPTS + 1}}, "MAX_ATTEMPTS"),
+    ],
+)
+def test_a_sensor_is_bounded_too(task_args: dict[str, Any], bound: str) -> None:
+    with pytest.raises(RingCentralConfigError, match=bound):
+        RingOutSensor(task_id="wait", ringout_id="1", **task_args)
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    checked = check_hook_params(
+        {"max_attempts": MAX_ATTEMPTS, "backoff_factor": MAX_BACKOFF_FACTOR, "rate_limit_budget": MAX_RATE_LIMIT_BUDGET}
+    )
+    assert checked == {
+        "max_attempts": MAX_ATTEMPTS,
+        "backoff_factor": MAX_BACKOFF_FACTOR,
+        "rate_limit_budget": MAX_RATE_LIMIT_BUDGET,
+    }

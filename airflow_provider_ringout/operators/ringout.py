@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import (
+    MAX_POLL_INTERVAL,
+    RingCentralTaskMixin,
+    check_hook_params,
+    seconds,
+)
 from airflow_provider_ringout.exceptions import (
     RingOutError,
     RingOutFailedError,
@@ -121,7 +126,9 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         self.country_id = country_id
         self.wait_for_connection = wait_for_connection
         self.wait_timeout = seconds(wait_timeout, "wait_timeout")
-        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=timedelta(hours=1))
+        self.poll_interval = seconds(
+            poll_interval, "poll_interval", maximum=MAX_POLL_INTERVAL, bound_name="MAX_POLL_INTERVAL"
+        )
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = deferrable

@@ -15,7 +15,12 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import (
+    MAX_POLL_INTERVAL,
+    RingCentralTaskMixin,
+    check_hook_params,
+    seconds,
+)
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
 
@@ -98,7 +103,9 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         kwargs.setdefault("poke_interval", 5.0)
         kwargs.setdefault("timeout", timedelta(minutes=5).total_seconds())
         super().__init__(**kwargs)
-        seconds(self.poke_interval, "poke_interval")  # 0 would poll RingCentral in a busy loop
+        # 0 would poll RingCentral in a busy loop; the sensor's timeout is how long it waits for the call.
+        seconds(self.poke_interval, "poke_interval", maximum=MAX_POLL_INTERVAL, bound_name="MAX_POLL_INTERVAL")
+        seconds(self.timeout, "timeout")
         self.hook_params = check_hook_params(hook_params)
         self.ringout_id = ringout_id
         self.cancel_on_timeout = cancel_on_timeout

@@ -261,6 +261,29 @@ def test_trigger_path_shares_the_token_and_budget(
     assert client.zcard(sent) == 2  # both reads were counted in the shared budget
 
 
+def test_a_renewal_never_overwrites_a_newer_token_another_host_stored(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The store after a login is a compare-and-set over what was read: a newer token stored meanwhile stays."""
+    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+
+    key = "c" * 32
+    sealer = TokenSealer(key, "secret", "jwt")
+    cache = RedisTokenCache(
+        TokenCache(StateDir(tmp_path / "host"), key, sealer), RedisLink("redis_default", key), sealer
+    )
+    newer = Token("newer-from-another-host", expires_at=time.time() + 3600, issued_at=time.time())
+
+    def login() -> Token:
+        # Another host (its lock expired) stores its token while this host's login is in flight.
+        redis_server.client().set(cache._redis_key, json.dumps(sealer.seal(newer)))
+        return Token("mine", expires_at=time.time() + 3600, issued_at=time.time())
+
+    assert cache.get(login).access_token == "newer-from-another-host"
+    stored = sealer.open(json.loads(redis_server.client().get(cache._redis_key)))
+    assert stored is not None and stored.access_token == "newer-from-another-host"
+
+
 def test_redis_dying_during_the_login_costs_no_second_login(redis_server: RedisServer, tmp_path: Path) -> None:
     from airflow_provider_ringout.hooks._token_crypto import TokenSealer
 

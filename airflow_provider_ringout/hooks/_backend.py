@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from airflow_provider_ringout.notifications._dedup import FileClaims, RedisClaims
 
 DEFAULT_REDIS_CONN_ID = "redis_default"
+# What to do when Redis cannot be used: said once by the fallback warning, and by the connection's Test button.
+REDIS_FIX = (
+    "to fix it, create the Airflow connection {conn_id!r} (type redis) or set [ringcentral] redis_conn_id to "
+    "yours, and make that Redis reachable from every Airflow host; or set [ringcentral] shared_state = file"
+)
 CLAIMS_NAMESPACE = "alert-claims"  # alert claims are per incident, not per credential (as in the host's files)
 
 
@@ -76,3 +81,43 @@ def claim_store(state: StateDir) -> FileClaims | RedisClaims:
     from airflow_provider_ringout.notifications._dedup import RedisClaims
 
     return RedisClaims(RedisLink(conn_id, CLAIMS_NAMESPACE), files)
+
+
+def describe_shared_state(tokens: TokenCache | RedisTokenCache) -> str:
+    """
+    Which shared state the hook uses, for the connection's Test button; for Redis, whether it answers and holds
+    this connection's token (read and opened, never shown).
+
+    :param tokens: the hook's token cache, on the configured backend.
+    """
+    backend, conn_id = configured_backend()
+    if backend is SharedState.FILE:
+        return (
+            "Shared state: this host's files ([ringcentral] shared_state = file): logins and the rate budget are "
+            "shared by the tasks of one host only."
+        )
+    from airflow_provider_ringout.hooks._redis_state import RedisTokenCache, RedisUnavailable, _client
+
+    if not isinstance(tokens, RedisTokenCache):  # pragma: no cover (the backend was read just now)
+        return "Shared state: this host's files."
+    try:
+        client = _client(conn_id)
+        client.ping()
+        raw = client.get(tokens._redis_key)
+    except RedisUnavailable as exc:
+        reason = str(exc)
+    except Exception as exc:  # redis-py's errors, sockets: no Redis to talk to
+        reason = type(exc).__name__
+    else:
+        held = tokens.sealer.open(tokens._load(raw)) is not None
+        return f"Shared state: Redis (connection {conn_id!r}) answers, and " + (
+            "holds the cluster's token for this connection."
+            if held
+            else "holds no token for this connection yet (this host could not store it there)."
+        )
+    return (
+        f"Shared state: [ringcentral] shared_state = redis, but Redis ([ringcentral] redis_conn_id = {conn_id!r}) "
+        f"cannot be used ({reason}): each host falls back to its own files, with its own logins and rate budget; "
+        + REDIS_FIX.format(conn_id=conn_id)
+        + "."
+    )

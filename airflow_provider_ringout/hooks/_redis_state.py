@@ -71,7 +71,7 @@ def _client(conn_id: str) -> Any:
         try:
             client = RedisHook(redis_conn_id=conn_id).get_conn()
         except Exception as exc:  # a missing or malformed connection: say which, fall back
-            raise RedisUnavailable(f"connection {conn_id!r} is not usable ({type(exc).__name__})") from None
+            raise RedisUnavailable(f"the connection is missing or malformed: {type(exc).__name__}") from None
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -130,12 +130,15 @@ class RedisLink:
         self._down_until[self.conn_id] = time.monotonic() + RETRY_REDIS_AFTER
         if self.conn_id not in _warned:
             _warned.add(self.conn_id)
+            from airflow_provider_ringout.hooks._backend import REDIS_FIX
+
             log.warning(
-                "[ringcentral] shared_state = redis, but Redis connection %r is not usable (%s); using this "
-                "host's file backend instead (logins, rate budget and alert grouping are shared per host only "
-                "until Redis is back).",
+                "[ringcentral] shared_state = redis, but Redis ([ringcentral] redis_conn_id = %r) cannot be used "
+                "(%s); using this host's files instead: logins, the rate budget and alert grouping are shared "
+                "per host only until Redis is back (said once per process); %s.",
                 self.conn_id,
                 reason,
+                REDIS_FIX.format(conn_id=self.conn_id),
             )
 
 

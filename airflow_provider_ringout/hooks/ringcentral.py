@@ -549,9 +549,11 @@ class RingCentralHook(BaseHook):
                 f"(granted: {token.scope or 'nothing'}). Add 'RingOut' to the app's permissions in the "
                 "RingCentral developer console, then test again."
             )
+        from airflow_provider_ringout.hooks._backend import describe_shared_state
+
         return True, (
             f"Connected to {creds.server_url} as extension {token.owner_id or 'unknown'}; "
-            "the app has the RingOut permission."
+            f"the app has the RingOut permission. {describe_shared_state(self._tokens)}"
         )
 
     # --- async, for triggers ---------------------------------------------------------------------------

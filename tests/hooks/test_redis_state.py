@@ -457,3 +457,58 @@ def test_file_backend_imports_nothing_of_redis(emulator: RingCentralEmulator, tm
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert emulator.count(kind="ring-out-create") == 1
+
+
+# --- visible to the people who run the cluster ---------------------------------------------------------------
+
+
+def test_the_test_button_says_redis_answers_and_holds_the_token(
+    redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path
+) -> None:
+    hook = host(tmp_path, "a")
+    ok, message = hook.test_connection()
+
+    assert ok, message
+    assert "Shared state: Redis (connection 'redis_default') answers" in message
+    assert "holds the cluster's token" in message
+    token = hook._tokens.peek()
+    assert token is not None and token.access_token not in message  # never shown
+    assert TEST_CLIENT_SECRET not in message and TEST_JWT not in message
+
+
+def test_the_test_button_says_redis_is_down_and_the_fix(
+    redis_server: RedisServer, emulator: RingCentralEmulator, tmp_path: Path
+) -> None:
+    redis_server.stop()
+    ok, message = host(tmp_path, "a").test_connection()
+
+    assert ok, message  # calls still work, on the host's files
+    assert "shared_state = redis, but Redis ([ringcentral] redis_conn_id = 'redis_default') cannot be used" in message
+    assert "falls back to its own files" in message and "to fix it" in message
+
+
+def test_the_test_button_says_file_shared_state(emulator: RingCentralEmulator, tmp_path: Path) -> None:
+    ok, message = host(tmp_path, "a").test_connection()
+
+    assert ok, message
+    assert "Shared state: this host's files ([ringcentral] shared_state = file)" in message
+
+
+def test_a_missing_redis_connection_is_said_once_plainly_with_the_fix(
+    redis_server: RedisServer,
+    emulator: RingCentralEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__RINGCENTRAL__REDIS_CONN_ID", "no_such_redis")
+    with caplog.at_level(logging.WARNING, logger=REDIS_LOGGER):
+        hook = host(tmp_path, "a")
+        hook.get_status(hook.place_ringout(to_number=TO)["id"])
+        host(tmp_path, "b").place_ringout(to_number=TO)
+
+    assert emulator.count(kind="ring-out-create") == 2  # the calls go on, on the host's files
+    (warning,) = _warnings(caplog)
+    assert "[ringcentral] shared_state" in warning and "[ringcentral] redis_conn_id = 'no_such_redis'" in warning
+    assert "to fix it, create the Airflow connection 'no_such_redis'" in warning
+    assert warning.count("is not usable") == 0 and warning.count("AirflowNotFoundException") == 1

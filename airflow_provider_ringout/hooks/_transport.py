@@ -12,6 +12,8 @@ serves each live event loop and is closed when that loop shuts down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import random
 import sys
@@ -32,7 +34,7 @@ from airflow_provider_ringout.exceptions import (
 from airflow_provider_ringout.hooks._shared_state import MAX_WAIT, URGENT_LOCK_WAIT, capped_wait, urgent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
     import httpx
 
@@ -262,6 +264,27 @@ _A = TypeVar("_A", bound=Answer)
 
 # A waiting sender asks the shared pacer again at least this often: another host may have lifted or moved the block.
 PACER_RECHECK = 10.0
+# The end (time.monotonic) of the wait a request serves: its resends, back-offs and rate-limit waits stop there.
+_wait_end: contextvars.ContextVar[float | None] = contextvars.ContextVar("ringout_wait_end", default=None)
+
+
+@contextlib.contextmanager
+def within_wait(end: float) -> Iterator[None]:
+    """
+    Requests sent in this block (sync or async) back off, resend and wait for a rate limit only until ``end``
+    (``time.monotonic()``): a single status read is bounded by what is left of the wait it serves.
+    """
+    reset = _wait_end.set(end)
+    try:
+        yield
+    finally:
+        _wait_end.reset(reset)
+
+
+def past_wait_end(delay: float) -> bool:
+    """Whether sleeping ``delay`` s would go past the end of the wait the request serves (see :func:`within_wait`)."""
+    end = _wait_end.get()
+    return end is not None and time.monotonic() + delay > end
 
 
 class Attempts:
@@ -325,7 +348,7 @@ class Attempts:
         now = time.monotonic()
         if self._pacer_deadline is None:
             self._pacer_deadline = now + URGENT_LOCK_WAIT
-        if not self.wait or (urgent() and now + delay > self._pacer_deadline):
+        if not self.wait or (urgent() and now + delay > self._pacer_deadline) or past_wait_end(delay):
             raise RingCentralRateLimitError(
                 f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s", status_code=429
             )
@@ -370,6 +393,12 @@ class Attempts:
                 path=self.path,
             ) from None
         delay = self.retry.get_backoff_time()
+        if past_wait_end(delay):
+            raise RingCentralAPIError(
+                f"could not reach {self.server} ({name}); the wait ends before the next attempt",
+                method=self.method,
+                path=self.path,
+            ) from None
         self.log.warning("%s %s failed (%s); retrying in %.1f s.", self.method, self.path, name, delay)
         return delay
 
@@ -402,6 +431,8 @@ class Attempts:
         except MaxRetryError:
             return None
         delay = self.retry.get_backoff_time()
+        if past_wait_end(delay):
+            return None  # the wait ends first: this answer is final
         self.log.warning("%s %s answered %s; retrying in %.1f s.", self.method, self.path, status, delay)
         return delay
 
@@ -414,7 +445,7 @@ class Attempts:
         if self.refusals == 1:
             self._first_refusal = now
         delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals)
-        if now + delay - self._first_refusal > self.rate_limit_budget:
+        if now + delay - self._first_refusal > self.rate_limit_budget or past_wait_end(delay):
             return None
         self.log.warning(
             "%s %s answered 429 (%d so far); resending in %.1f s.", self.method, self.path, self.refusals, delay

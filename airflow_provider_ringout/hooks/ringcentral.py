@@ -68,6 +68,7 @@ from airflow_provider_ringout.hooks._transport import (
     is_connect_failure,
     parse_error_body,
     send,
+    within_wait,
 )
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import (
@@ -469,12 +470,17 @@ class RingCentralHook(BaseHook):
         :return: the call's state (``PENDING`` when the timeout ran out first).
         """
         deadline = time.monotonic() + timeout
-        while (state := self.observe(watch)) is RingOutState.PENDING:
+        while (state := self._observe_within(watch, deadline)) is RingOutState.PENDING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             time.sleep(min(poll_interval, remaining))
         return state
+
+    def _observe_within(self, watch: RingOutWatch, deadline: float) -> RingOutState:
+        """One status read whose resends and waits end with the wait (``deadline``, monotonic)."""
+        with within_wait(deadline):
+            return self.observe(watch)
 
     def _read_status(self, response: Answer | None, path: str, attempt: int) -> RingOutStatus | float:
         """Classify a status answer, or say how long to wait before reading again (a garbled 200 is transient)."""

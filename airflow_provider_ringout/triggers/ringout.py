@@ -218,10 +218,14 @@ class RingOutTrigger(BaseTrigger):
         return TriggerEvent(RingOutEvent(kind, self.watch, message, self.cancelled).payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_ringout.hooks._transport import within_wait
+
         hook = self._hook()
         try:
             while True:
-                state = self.watch.observe(await hook.aget_status(self.ringout_id))
+                with within_wait(time.monotonic() + self.end_time - time.time()):  # a read ends with the wait
+                    status = await hook.aget_status(self.ringout_id)
+                state = self.watch.observe(status)
                 if state is RingOutState.CONNECTED:
                     message = f"RingOut {self.ringout_id} connected ({self.watch.describe()})."
                     yield self._event(RingOutEventKind.CONNECTED, message)

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -147,3 +148,43 @@ def test_sync_and_async_loops_resend_429s_alike(ringcentral_conn_env: RingCentra
     asyncio.run(hook.aget_status(ringout_id))
     gets = [r.status for r in ringcentral_conn_env.requests if r.kind == "ring-out-get"]
     assert gets == [429, 429, 200] * 2
+
+
+def test_a_status_read_is_bounded_by_what_is_left_of_the_wait(ringcentral_conn_env: RingCentralEmulator) -> None:
+    """
+    With 503s and a 30 s back-off, a read with 1 s of its wait left gives up instead of sleeping past the wait:
+    urllib3 resends once at once (its first back-off is 0), then the next back-off (60 s) would outlast the wait,
+    so two GETs per read, sync and async. Unbounded, the read would sleep 60 s and more (the test's timeout).
+    """
+    from airflow_provider_ringout.status import RingOutWatch
+    from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+
+    emulator = ringcentral_conn_env
+    emulator.script("+14155550199", CallScript(after=60))
+    params = {"max_attempts": 20, "backoff_factor": 30}
+    hook = RingCentralHook(**params)  # type: ignore[arg-type]
+    ringout_id = hook.place_ringout(to_number="+14155550199", from_number="+14155550100")["id"]
+    emulator.inject("503", path="ring-out-get", times=1000)
+
+    with pytest.raises(RingCentralAPIError, match="503"):
+        hook.wait_for_ringout(RingOutWatch(ringout_id), timeout=1, poll_interval=0.1)
+    assert emulator.count(kind="ring-out-get") == 2
+
+    trigger = RingOutTrigger.from_watch(
+        RingOutWatch(ringout_id),
+        end_time=time.time() + 1,
+        poll_interval=0.1,
+        ringcentral_conn_id="ringcentral_default",
+        cancel_on_kill=False,
+        cancel_on_timeout=False,
+        hook_params=params,
+    )
+
+    async def first_event() -> dict[str, object]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    event = asyncio.run(asyncio.wait_for(first_event(), 20))
+    assert event["status"] == "error" and "503" in str(event["message"])
+    assert emulator.count(kind="ring-out-get") == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "get_provider_info"]
 
@@ -86,14 +86,14 @@ def get_provider_info() -> dict[str, Any]:
                     "token_cache_dir": {
                         "description": "Folder of the host-wide token cache and rate-limit state (mode 0700). "
                         "Empty: ~/.cache/airflow-provider-ringout.",
-                        "version_added": "0.1.0",
+                        "version_added": "0.2.0",
                         "type": "string",
                         "example": "/var/cache/airflow-ringcentral",
                         "default": "",
                     },
                     "shared_state": {
                         "description": "Where the token and the rate budget are shared: 'file' (this host's "
-                        "token_cache_dir) or 'redis' (the whole cluster; needs airflow-provider-ringout[redis]).",
+                        "token_cache_dir) or 'redis' (the whole cluster; needs the `redis` extra of airflow-provider-ringout).",
                         "version_added": "0.2.0",
                         "type": "string",
                         "example": "redis",
@@ -108,7 +108,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "log_full_phone_numbers": {
                         "description": "Log phone numbers whole instead of partly masked (+1******4567).",
-                        "version_added": "0.1.0",
+                        "version_added": "0.2.0",
                         "type": "boolean",
                         "example": "True",
                         "default": "False",

@@ -663,6 +663,9 @@ def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
         assert created.status_code == 200
         sessions = requests.get(f"{url}/_emulator/sessions", timeout=TIMEOUT).json()
         assert sessions[created.json()["id"]]["outcome"] == "busy"
+        # one vocabulary with rc.sessions (SessionInfo): from_number/to_number, status None once gone
+        assert sessions[created.json()["id"]]["to_number"] == TO
+        assert "from" not in sessions[created.json()["id"]]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

@@ -131,8 +131,8 @@ class SessionInfo:
         """JSON-friendly form, served by ``GET /_emulator/sessions``."""
         return {
             "id": self.id,
-            "from": self.from_number,
-            "to": self.to_number,
+            "from_number": self.from_number,
+            "to_number": self.to_number,
             "outcome": self.outcome.value,
             "created": self.created,
             "status": self.status,

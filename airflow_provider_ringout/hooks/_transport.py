@@ -281,6 +281,17 @@ def within_wait(end: float) -> Iterator[None]:
         _wait_end.reset(reset)
 
 
+def bounded_timeout(request_timeout: float) -> float:
+    """
+    A request's socket timeout: ``request_timeout``, cut to what is left of the wait it serves (at least 1 s, so
+    a read at the very end still gets its answer), so a slow server cannot hold one read past the wait's end.
+    """
+    end = _wait_end.get()
+    if end is None:
+        return request_timeout
+    return min(request_timeout, max(1.0, end - time.monotonic()))
+
+
 def past_wait_end(delay: float) -> bool:
     """Whether sleeping ``delay`` s would go past the end of the wait the request serves (see :func:`within_wait`)."""
     end = _wait_end.get()

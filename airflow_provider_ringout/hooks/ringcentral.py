@@ -63,6 +63,7 @@ from airflow_provider_ringout.hooks._transport import (
     Attempts,
     arequest_limited,
     asend,
+    bounded_timeout,
     client_for_running_loop,
     guard_response,
     is_connect_failure,
@@ -304,7 +305,7 @@ class RingCentralHook(BaseHook):
             attempts.url,
             json=json_body,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=self.credentials.request_timeout,
+            timeout=bounded_timeout(self.credentials.request_timeout),
         )
 
     def _scrub(self, text: str) -> str:
@@ -601,7 +602,7 @@ class RingCentralHook(BaseHook):
         attempts.use_token(token)
         headers = {"Authorization": f"Bearer {token}"}
         return await arequest_limited(
-            client, attempts.method, attempts.url, headers=headers, timeout=creds.request_timeout
+            client, attempts.method, attempts.url, headers=headers, timeout=bounded_timeout(creds.request_timeout)
         )
 
     async def aget_status(self, ringout_id: str) -> RingOutStatus:

@@ -188,3 +188,32 @@ def test_a_status_read_is_bounded_by_what_is_left_of_the_wait(ringcentral_conn_e
     event = asyncio.run(asyncio.wait_for(first_event(), 20))
     assert event["status"] == "error" and "503" in str(event["message"])
     assert emulator.count(kind="ring-out-get") == 4
+
+
+def test_a_requests_timeout_is_cut_to_what_is_left_of_the_wait() -> None:
+    """Inside a wait, a request's socket timeout never outlasts the wait (at least 1 s); outside, it is as set."""
+    from airflow_provider_ringout.hooks._transport import bounded_timeout, within_wait
+
+    assert bounded_timeout(30.0) == 30.0
+    with within_wait(time.monotonic() + 5):
+        assert 1.0 <= bounded_timeout(30.0) <= 5.0
+        assert bounded_timeout(0.5) == 0.5
+    with within_wait(time.monotonic() - 10):  # the wait is over: a last read still gets a second
+        assert bounded_timeout(30.0) == 1.0
+
+
+def test_a_slow_status_read_ends_with_the_wait(ringcentral_conn_env: RingCentralEmulator) -> None:
+    """
+    A GET held 20 s by the server, under the connection's 30 s request timeout, with 2 s of wait left: the read
+    is cut at the wait's end and the wait fails (unbounded, the read would get its answer after 20 s and the
+    wait would end PENDING, as if nothing were wrong).
+    """
+    from airflow_provider_ringout.status import RingOutWatch
+
+    emulator = ringcentral_conn_env
+    emulator.script("+14155550199", CallScript(after=60))
+    hook = RingCentralHook()
+    ringout_id = hook.place_ringout(to_number="+14155550199", from_number="+14155550100")["id"]
+    emulator.inject("slow", path="ring-out-get", times=10, delay=20)
+    with pytest.raises(RingCentralAPIError):
+        hook.wait_for_ringout(RingOutWatch(ringout_id), timeout=2, poll_interval=0.5)

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError
+from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.status import RingOutState
 
 if TYPE_CHECKING:
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
 MAX_WAIT = timedelta(hours=24)
+# RingOutOperator's default map_index_template: a mapped call shows the number it calls, masked as in the logs,
+# in the grid instead of 0/1/2 (the number is already rendered when Airflow renders this, after the task ran).
+MAP_INDEX_TEMPLATE = "{{ task.mask_number(task.to_number) }}"
 
 
 def seconds(value: float | timedelta, name: str, *, maximum: timedelta = MAX_WAIT) -> float:
@@ -119,6 +123,10 @@ class RingCentralTaskMixin:
         from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
         return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+
+    def mask_number(self, number: str | None) -> str:
+        """``number`` masked as the logs show it (``phone.mask_phone_number``); templates call it (map index)."""
+        return mask_phone_number(number)
 
     def _trigger(self, watch: RingOutWatch, *, end_time: float, poll_interval: float) -> RingOutTrigger:
         """The trigger that waits on ``watch`` in the triggerer with this task's settings, until ``end_time``."""

@@ -10,6 +10,8 @@ __all__ = ["__version__", "get_provider_info"]
 
 _INTEGRATION = "RingCentral RingOut"
 PRODUCTION_SERVER_URL = "https://platform.ringcentral.com"
+# What the form's Port field says, empty: the value to type (the port of the Server URL) and why it is there.
+PORT_PLACEHOLDER = "443 (or your Server URL's port): Airflow 3.3.1-3.3.2's Test button needs it"
 # The connection extra that holds the JWT. Airflow redacts a value whose key contains "token" everywhere (REST
 # API, UI, logs) with no setting; the key "jwt" of earlier releases is shown in clear (still read, with a warning).
 JWT_FIELD = "jwt_token"
@@ -55,10 +57,19 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "RingCentral",
                 "connection-type": "ringcentral",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Server URL", "login": "Client ID", "password": "Client secret"},
+                    # Port is shown: Airflow 3.3.1-3.3.2's Test button answers 400 for a connection stored
+                    # without one (apache/airflow#73298). Airflow's form has no default value, so the placeholder
+                    # says what to type and why; the hook drops the scheme's default port (443) from the URL.
+                    "hidden-fields": ["schema"],
+                    "relabeling": {
+                        "host": "Server URL",
+                        "login": "Client ID",
+                        "password": "Client secret",
+                        "port": "Port (for the Test button)",
+                    },
                     "placeholders": {
                         "host": PRODUCTION_SERVER_URL,
+                        "port": PORT_PLACEHOLDER,
                         "login": "RingCentral app client ID",
                         "password": "RingCentral app client secret",
                         JWT_FIELD: "eyJ... (JWT credential of the user who places the calls)",

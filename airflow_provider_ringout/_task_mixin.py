@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError, RingOutError, RingOutFailedError
+from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.status import RingOutState
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ MAX_POLL_INTERVAL = timedelta(hours=1)  # poll_interval, poke_interval: the gap 
 MAX_ATTEMPTS = 20  # hook_params["max_attempts"]: sends of one request in all, on 5xx or a dropped connection
 MAX_BACKOFF_FACTOR = 60.0  # hook_params["backoff_factor"]: seconds, doubled per attempt
 MAX_RATE_LIMIT_BUDGET = 3600.0  # hook_params["rate_limit_budget"]: seconds one request may wait out 429s
+# RingOutOperator's default map_index_template: a mapped call shows the number it calls, masked as in the logs,
+# in the grid instead of 0/1/2 (the number is already rendered when Airflow renders this, after the task ran).
+MAP_INDEX_TEMPLATE = "{{ task.mask_number(task.to_number) }}"
 
 
 def seconds(
@@ -158,6 +162,10 @@ class RingCentralTaskMixin:
         from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
         return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+
+    def mask_number(self, number: str | None) -> str:
+        """``number`` masked as the logs show it (``phone.mask_phone_number``); templates call it (map index)."""
+        return mask_phone_number(number)
 
     def _trigger(self, watch: RingOutWatch, *, end_time: float, poll_interval: float) -> RingOutTrigger:
         """The trigger that waits on ``watch`` in the triggerer with this task's settings, until ``end_time``."""

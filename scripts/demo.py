@@ -6,9 +6,11 @@ import argparse
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import airflow_provider_ringout
@@ -19,6 +21,27 @@ TO, FROM = "+14155550199", "+14155550100"
 CHOICES = {"answered": Outcome.ANSWERED, "busy": Outcome.BUSY, "never_answers": Outcome.NEVER_ANSWERS}
 
 
+DEMO_PREFIX = "ringout-demo-"
+KEEP = 3  # the newest demo folders kept, this run's included, so the last logs can still be read
+IN_USE = 600  # seconds: a folder touched this recently may belong to a demo still running, it stays
+
+
+def remove_old_demo_folders(parent: Path) -> None:
+    """Delete this user's demo folders but the newest ``KEEP`` (and any touched in the last ``IN_USE`` s)."""
+    mine = []
+    for path in parent.glob(f"{DEMO_PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if path.is_dir() and not path.is_symlink() and info.st_uid == os.getuid():
+            mine.append((info.st_mtime, path))
+    mine.sort(reverse=True)
+    for mtime, path in mine[KEEP:]:
+        if time.time() - mtime > IN_USE:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("outcome", nargs="?", default="answered", choices=sorted(CHOICES))
@@ -26,7 +49,8 @@ def main() -> int:
     parser.add_argument("--dags-folder", type=Path, default=ROOT / "example_dags", help="where example 1 is")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="ringout-demo-"))
+    home = Path(tempfile.mkdtemp(prefix=DEMO_PREFIX))
+    remove_old_demo_folders(home.parent)
     airflow = str(Path(sys.executable).parent / "airflow")
     with RingCentralEmulator(default_script=CallScript(outcome=CHOICES[args.outcome], after=3, talk=20)) as emulator:
         env = {

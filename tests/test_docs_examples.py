@@ -116,3 +116,24 @@ def test_python_example_runs(example: Example) -> None:
     dags = {id(dag): dag for dag in [*registered, *(v for v in vars(module).values() if isinstance(v, DAG))]}
     for dag in dags.values():
         assert dag.task_dict, f"{example.name}: DAG {dag.dag_id!r} has no tasks"
+
+
+@pytest.mark.e2e
+def test_readme_dag_runs_against_the_emulator(tmp_path: Path) -> None:
+    """The README's "Use" DAG, exactly as printed, run by ``airflow dags test`` against the emulator: it defers."""
+    from airflow_provider_ringout.testing import CallScript, RingCentralEmulator
+    from tests.airflow_runner import AirflowHome
+
+    (readme_dag,) = [e for e in EXAMPLES if e.path.name == "README.md" and 'dag_id="ringout_hello"' in e.code]
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "ringout_hello.py").write_text(readme_dag.code, encoding="utf-8")
+    home = AirflowHome(tmp_path / "home", dags)
+    # As the README's emulator answers: after 1 s, so the first check finds the phone ringing and the task defers.
+    with RingCentralEmulator(default_script=CallScript(after=1.0, talk=60, linger=60)) as emulator:
+        result = home.dags_test("ringout_hello", env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json()})
+        (ringout_id,) = emulator.sessions
+    assert result.states["call"] == "success", result.output[-3000:]
+    assert result.xcom("call") == ringout_id
+    assert "Pausing task as DEFERRED" in result.output  # deferrable=True really waited in the triggerer
+    assert emulator.count("POST", "ring-out-create") == 1

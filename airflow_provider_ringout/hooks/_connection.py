@@ -68,6 +68,9 @@ def _without_userinfo(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: str = "ringcentral_default") -> str:
     """
     Turn the connection's host (and port) into a base URL such as ``https://platform.ringcentral.com``.
@@ -108,7 +111,7 @@ def normalize_server_url(host: str | None, port: int | None = None, *, conn_id: 
         )
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     final_port = url_port or port
-    if final_port:
+    if final_port and final_port != _DEFAULT_PORTS[parts.scheme]:  # 443 typed for the Test button changes nothing
         netloc = f"{netloc}:{final_port}"
     return f"{parts.scheme}://{netloc}"
 

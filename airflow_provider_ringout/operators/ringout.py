@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_ringout._task_mixin import (
+    MAP_INDEX_TEMPLATE,
     MAX_POLL_INTERVAL,
     RingCentralTaskMixin,
     check_hook_params,
@@ -87,6 +88,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     :param ringcentral_conn_id: the ``ringcentral`` connection.
     :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
         ``token_cache_dir``), also handed to the trigger; an unknown key fails when the DAG is parsed.
+    :param map_index_template: Airflow's; by default a mapped call shows its masked ``to_number`` in the grid.
     """
 
     template_fields: Sequence[str] = (
@@ -115,9 +117,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         ringcentral_conn_id: str = "ringcentral_default",
         hook_params: dict[str, Any] | None = None,
+        # Airflow's partial() reads this default too (3.3; 3.0 does not), so mapped calls show their masked number.
+        map_index_template: str | None = MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(map_index_template=map_index_template, **kwargs)
         self.hook_params = check_hook_params(hook_params)
         self.to_number = to_number
         self.from_number = from_number

@@ -6,8 +6,9 @@ port with the simple auth manager (everyone is admin, so no login) and ``[core] 
 nothing else: no ``sensitive_var_conn_names``, because the JWT's key ``jwt_token`` is hidden by Airflow's own
 rules; a RingCentralEmulator in this process; headless Chromium (Debian's ``/usr/bin/chromium``) driven
 by Playwright. The test clicks Admin > Connections > Add Connection, picks "RingCentral" and checks the form
-(relabelled fields, the production URL as placeholder, masked secrets, schema and port hidden), saves it for the
-emulator, presses Test (success), saves a JWT the emulator rejects and presses Test again (the hook's
+(relabelled fields, the production URL as placeholder, masked secrets, schema hidden, the port shown with a
+placeholder that says what to type and why), fills it in for the emulator, port included, saves it, presses Test
+once (success, on every core), saves a JWT the emulator rejects and presses Test again (the hook's
 explanation), restores it, reopens the form (the JWT field shows "***", and the JWT is nowhere in the page's
 HTML, not even in Extra Fields JSON), changes only the From number (the JWT left as "***" keeps its stored
 value) and tests again. Every response the browser received is scanned: none carries the JWT or the client
@@ -17,8 +18,8 @@ secret. Outside the browser it checks that ``extra`` holds ``jwt_token`` and ``f
 True. The emulator confirms that testing never placed a call.
 
 Airflow 3.3.1 and 3.3.2 answer the Test button "400 Bad Request" for every connection stored without a port (the
-UI sends ``port: 0``; apache/airflow#73298). When that exact answer comes back, the test stores the port
-through the REST API, as docs/connection.md tells users to, and presses Test again.
+UI sends ``port: 0``; apache/airflow#73298). The form shows the Port field for that reason, and the test types
+the port there as a user would: the first press must succeed, with no REST call or CLI step.
 
 Screenshots go to ``artifacts/screenshots/`` (``RINGOUT_SCREENSHOTS=docs/screenshots`` refreshes the ones the
 connection guide shows). Skipped, with the reason, when
@@ -39,14 +40,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ringout import JWT_FIELD, PRODUCTION_SERVER_URL
+from airflow_provider_ringout import JWT_FIELD, PORT_PLACEHOLDER, PRODUCTION_SERVER_URL
 from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT, RingCentralEmulator
 from airflow_provider_ringout.version_compat import AIRFLOW_V_3_2_PLUS
 from tests.airflow_runner import airflow_env
@@ -97,7 +97,6 @@ NEW_FROM_NUMBER = "+14155550111"
 BAD_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"  # well-formed, but not the emulator's credential
 JWT_INPUT = f"#element_{JWT_FIELD}"
 SECRETS = {"JWT": TEST_JWT, "client secret": TEST_CLIENT_SECRET}
-PORT_BUG = "The host or port to test differs from the stored connection"  # apache/airflow#73298
 UI_TIMEOUT_MS = 20_000
 SERVER_START_TIMEOUT = 90.0
 
@@ -346,24 +345,28 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
     conn_type.fill("RingCentral")
     page.get_by_role("option", name="RingCentral", exact=True).click()
 
-    # Standard fields: relabelled, production URL as placeholder, secret masked, schema and port hidden.
+    # Standard fields: relabelled, production URL as placeholder, secret masked, schema hidden; the port shown,
+    # its placeholder saying what to type and why (the Test button of Airflow 3.3.1-3.3.2 needs it).
     host = dialog.locator("input[name=host]")
     login = dialog.locator("input[name=login]")
     password = dialog.locator("input[name=password]")
+    port = dialog.locator("input[name=port]")
     expect(host).to_be_visible()
-    for label in ("Server URL", "Client ID", "Client secret"):
+    for label in ("Server URL", "Client ID", "Client secret", "Port (for the Test button)"):
         expect(dialog.locator("label", has_text=label)).to_be_visible()
     for hidden in ("Host", "Login", "Password", "Schema", "Port"):
         expect(dialog.get_by_text(hidden, exact=True)).to_have_count(0)
     expect(dialog.locator("input[name=schema]")).to_have_count(0)
-    expect(dialog.locator("input[name=port]")).to_have_count(0)
     expect(host).to_have_attribute("placeholder", PRODUCTION_SERVER_URL)
+    expect(port).to_be_visible()
+    expect(port).to_have_attribute("placeholder", PORT_PLACEHOLDER)
     expect(password).to_have_attribute("type", "password")
     shot(dialog, "connection-form.png")
 
     host.fill(emulator.url)
     login.fill(TEST_CLIENT_ID)
     password.fill(TEST_CLIENT_SECRET)
+    port.fill(str(emulator.port))  # the Server URL's port, as the placeholder says
 
     # Extra fields: JWT (masked) and the default From number.
     open_section(dialog, "Extra Fields")
@@ -378,25 +381,8 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
     save(page, dialog)
     expect(connection_row(page)).to_contain_text("ringcentral")
 
-    # Test: success, with the hook's words.
+    # Test, pressed once: success, with the hook's words (on 3.3.1-3.3.2 too: the form stored the port).
     answer = press_test(page)
-    port_stored = answer.status == 400 and PORT_BUG in answer.text()
-    if port_stored:
-        # Airflow 3.3.1/3.3.2 (apache/airflow#73298): store the port, as docs/connection.md says, and test again.
-        warnings.warn(
-            "This Airflow answers the Test button 400 for a connection without a port (apache/airflow#73298); "
-            "stored the port and tested again.",
-            UserWarning,
-            stacklevel=1,
-        )
-        wait_toasts_gone(page)
-        airflow_server.api(
-            "PATCH",
-            f"/api/v2/connections/{CONN_ID}?update_mask=port",
-            {"connection_id": CONN_ID, "conn_type": "ringcentral", "port": emulator.port},
-        )
-        page.reload()
-        answer = press_test(page)
     assert answer.status == 200, answer.text()
     assert answer.json()["status"] is True, answer.json()
     success = toast(page, "Test Connection Successful")
@@ -464,8 +450,7 @@ def test_ringcentral_connection_form(page: Page, airflow_server: AirflowServer, 
     assert stored["login"] == TEST_CLIENT_ID
     assert stored["password"] == TEST_CLIENT_SECRET
     assert stored["extra_dejson"] == {JWT_FIELD: TEST_JWT, "from_number": NEW_FROM_NUMBER}
-    if port_stored:  # the form kept the port stored for the workaround through every edit
-        assert int(stored["port"]) == emulator.port
+    assert int(stored["port"]) == emulator.port  # typed in the form, kept through every edit
 
     script = (
         "import json\n"

@@ -31,6 +31,7 @@ import pytest
 
 from airflow_provider_ringout import JWT_FIELD
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
+from airflow_provider_ringout.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.airflow_runner import airflow_env, dags_test_needs_reserialize, decode_xcom
 from tests.e2e.standalone import AirflowServices
 
@@ -138,6 +139,7 @@ class DagTestRun:
     run_state: str | None = None
     states: dict[tuple[str, int], str | None] = field(default_factory=dict)
     pools: dict[tuple[str, int], str] = field(default_factory=dict)
+    map_labels: dict[tuple[str, int], str | None] = field(default_factory=dict)  # rendered_map_index
     xcoms: dict[tuple[str, int, str], Any] = field(default_factory=dict)
 
     def state(self, task_id: str, map_index: int = -1) -> str | None:
@@ -167,12 +169,14 @@ def read_run(home: Path, dag_id: str, result: DagTestRun) -> DagTestRun:
             return result
         assert len(runs) == 1, f"expected one run of {dag_id}, found {runs}"
         run_id, result.run_state = runs[0]
-        for task_id, map_index, state, pool in db.execute(
-            "SELECT task_id, map_index, state, pool FROM task_instance WHERE dag_id = ? AND run_id = ?",
+        for task_id, map_index, state, pool, label in db.execute(
+            "SELECT task_id, map_index, state, pool, rendered_map_index FROM task_instance"
+            " WHERE dag_id = ? AND run_id = ?",
             (dag_id, run_id),
         ):
             result.states[(task_id, map_index)] = state
             result.pools[(task_id, map_index)] = pool
+            result.map_labels[(task_id, map_index)] = label
         for task_id, map_index, key, value in db.execute(
             "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
         ):
@@ -464,6 +468,8 @@ def test_mapped_calls_and_summary(airflow_home: Path, emulator: RingCentralEmula
     assert [run.state("call", i) for i in range(3)] == ["success", "failed", "success"], run
     assert run.state("summarize") == "success", run
     assert {run.pools[("call", i)] for i in range(3)} == {POOL}
+    if AIRFLOW_V_3_3_PLUS:  # the grid names each mapped call by its masked number (3.0's partial() shows 0/1/2)
+        assert [run.map_labels[("call", i)] for i in range(3)] == ["+1******0111", "+1******0112", "+1******0113"]
 
     placed = {s.to_number: s.id for s in emulator.sessions.values()}
     assert sorted(placed) == sorted(numbers), "expected exactly one call per number"

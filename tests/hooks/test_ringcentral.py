@@ -173,6 +173,10 @@ def test_bad_server_urls_are_refused(host: str, fragment: str) -> None:
         ("http://127.0.0.1:8080", None, "http://127.0.0.1:8080"),
         ("http://localhost", 9000, "http://localhost:9000"),
         ("http://[::1]:8080/", None, "http://[::1]:8080"),
+        # The scheme's default port (typed in the form's Port field for the Test button) is left out.
+        ("platform.ringcentral.com", 443, "https://platform.ringcentral.com"),
+        ("https://platform.ringcentral.com:443", None, "https://platform.ringcentral.com"),
+        ("https://platform.ringcentral.biz", 8443, "https://platform.ringcentral.biz:8443"),
     ],
 )
 def test_server_urls_are_normalised(host: str | None, port: int | None, expected: str) -> None:
@@ -551,7 +555,9 @@ def test_error_body_parsing() -> None:
 
 def test_ui_field_behaviour_matches_provider_info() -> None:
     behaviour = RingCentralHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["hidden_fields"] == ["schema"]  # the port is shown: the Test button of 3.3.1-3.3.2 needs it
+    assert behaviour["relabeling"]["port"] == "Port (for the Test button)"
+    assert "Test button" in behaviour["placeholders"]["port"] and "443" in behaviour["placeholders"]["port"]
     assert behaviour["relabeling"]["host"] == "Server URL"
     assert behaviour["placeholders"]["host"] == "https://platform.ringcentral.com"
 

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.airflow_runner import AirflowHome, DagRunResult
-from tests.dags.ringout_scenarios import SCENARIOS, SENSOR_SCENARIOS
+from tests.dags.ringout_scenarios import SCENARIOS, SENSOR_SCENARIOS, VANISH_AFTER_READS
 
 pytestmark = pytest.mark.e2e
 DAGS = Path(__file__).resolve().parent.parent / "dags"
@@ -24,10 +24,12 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
 @pytest.fixture
 def emulator() -> Iterator[RingCentralEmulator]:
     with RingCentralEmulator(default_script=CallScript(after=0.5, talk=5, linger=3)) as emulator:
-        for number, outcome, after, _ in SCENARIOS.values():
+        for name, (number, outcome, after, _) in SCENARIOS.items():
             # Calls stay readable long enough for sensors that run after several other tasks.
             talk = 0.6 if outcome == "connects_then_finishes" else 60
-            emulator.script(number, CallScript(outcome=Outcome(outcome), after=after, talk=talk, linger=60))
+            reads = VANISH_AFTER_READS.get(name)
+            script = CallScript(outcome=Outcome(outcome), after=after, talk=talk, linger=60, vanish_after_reads=reads)
+            emulator.script(number, script)
         yield emulator
 
 

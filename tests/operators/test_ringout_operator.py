@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
+from airflow_provider_ringout._task_mixin import MAP_INDEX_TEMPLATE
 from airflow_provider_ringout.exceptions import RingOutFailedError, RingOutTimeoutError
 from airflow_provider_ringout.operators.ringout import RingOutOperator
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from airflow_provider_ringout.triggers.ringout import RingOutTrigger
+from airflow_provider_ringout.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.task_context import TaskInstanceDouble, finish_deferral, task_context
 
 pytestmark = pytest.mark.timeout(60)  # every wait here is a few seconds: a hang must fail fast
@@ -128,3 +130,25 @@ def test_without_waiting_returns_the_id_at_once(emulator: RingCentralEmulator) -
     assert result == only_call(emulator)
     assert emulator.count(kind="ring-out-get") == 0
     assert emulator.count(kind="ring-out-delete") == 0
+
+
+def test_map_index_template_shows_the_masked_number() -> None:
+    from airflow.sdk import DAG
+
+    with DAG("mapped", schedule=None) as dag:
+        op = operator()
+    # Rendered as Airflow's task runner renders it after the task ran: the DAG's Jinja env, the task in context.
+    label = dag.get_template_env().from_string(op.map_index_template).render({"task": op})
+    assert label == "+1******0199"
+    assert operator(map_index_template="{{ task.task_id }}").map_index_template == "{{ task.task_id }}"  # user wins
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="Airflow 3.0's partial() does not read an operator's defaults")
+def test_mapped_calls_take_the_default_map_index_template() -> None:
+    from airflow.sdk import DAG
+
+    with DAG("mapped", schedule=None):
+        mapped = RingOutOperator.partial(task_id="call", from_number=FROM).expand(to_number=[TO, "+14155550111"])
+        own = RingOutOperator.partial(task_id="own", map_index_template="{{ task.task_id }}").expand(to_number=[TO])
+    assert mapped.map_index_template == MAP_INDEX_TEMPLATE  # what the task runner renders for each mapped call
+    assert own.map_index_template == "{{ task.task_id }}"

@@ -138,8 +138,15 @@ def test_scripted_timeline_is_exact_at_the_boundaries() -> None:
     )
     assert scripted_status(CallScript(Outcome.NEVER_ANSWERS), 1e9) == ("InProgress", "InProgress", "InProgress")
     assert scripted_status(CallScript(Outcome.FIRST_LEG_UP, after=1), 1e9) == ("InProgress", "Success", "InProgress")
+    assert scripted_status(CallScript(Outcome.SESSION_DISAPPEARS, after=1), 0.99) == ("InProgress",) * 3
+    assert scripted_status(CallScript(Outcome.SESSION_DISAPPEARS, after=1), 1.0) is None
+    # Scripted by reads, the clock no longer ends it.
+    assert scripted_status(CallScript(Outcome.SESSION_DISAPPEARS, vanish_after_reads=2), 1e9) == ("InProgress",) * 3
     with pytest.raises(ValueError, match="after"):
         CallScript(after=-1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="vanish_after_reads"):
+            CallScript(vanish_after_reads=bad)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------- OAuth
@@ -332,14 +339,28 @@ def test_busy_timeline(emu: RingCentralEmulator) -> None:
 
 
 def test_session_disappears(emu: RingCentralEmulator) -> None:
-    emu.script(None, CallScript(Outcome.SESSION_DISAPPEARS, after=0.3))
+    emu.script(None, CallScript(Outcome.SESSION_DISAPPEARS, vanish_after_reads=1))
     session = api(emu)
-    start = time.monotonic()
     ringout_id = place(session, emu, to="+442071838750").json()["id"]
+    assert emu.sessions[ringout_id].status is not None  # inspecting is not a read
     assert status(session, emu, ringout_id).status_code == 200
-    sleep_until(start, 0.4)
     assert status(session, emu, ringout_id).status_code == 404
     assert emu.sessions[ringout_id].status is None
+
+
+def test_vanish_after_reads_counts_gets_only(emu: RingCentralEmulator) -> None:
+    control = f"{emu.url}/_emulator/script"
+    script = {"to_number": TO, "outcome": "answered", "after": 0, "vanish_after_reads": 2}
+    assert requests.post(control, json=script, timeout=TIMEOUT).status_code == 200  # the control plane takes it too
+    session = api(emu)
+    ringout_id = place(session, emu).json()["id"]
+    assert emu.session_status(ringout_id) is not None  # inspecting is not a read
+    assert statuses(status(session, emu, ringout_id)) == ("Success", "Success", "Success")  # the timeline, read 1
+    assert statuses(status(session, emu, ringout_id)) == ("Success", "Success", "Success")  # read 2
+    assert status(session, emu, ringout_id).status_code == 404  # read 3: gone
+    assert session.delete(f"{emu.url}{RING_OUT}/{ringout_id}", timeout=TIMEOUT).status_code == 404
+    emu.script(TO, Outcome.BUSY, after=0, vanish_after_reads=0)
+    assert status(session, emu, place(session, emu).json()["id"]).status_code == 404  # gone at the first read
 
 
 def test_unknown_status_then_answered(emu: RingCentralEmulator) -> None:

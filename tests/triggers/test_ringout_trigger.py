@@ -19,10 +19,13 @@ def emulator(ringcentral_conn_env: RingCentralEmulator) -> RingCentralEmulator:
     return ringcentral_conn_env
 
 
-def place(emulator: RingCentralEmulator, outcome: Outcome, after: float = 0.3) -> str:
+def place(
+    emulator: RingCentralEmulator, outcome: Outcome, after: float = 0.3, vanish_after_reads: int | None = None
+) -> str:
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
-    emulator.script(TO, CallScript(outcome=outcome, after=after, talk=5, linger=5))
+    script = CallScript(outcome=outcome, after=after, talk=5, linger=5, vanish_after_reads=vanish_after_reads)
+    emulator.script(TO, script)
     return RingCentralHook().place_ringout(to_number=TO, from_number=FROM)["id"]
 
 
@@ -60,8 +63,12 @@ def test_serialize_round_trip() -> None:
     ],
 )
 def test_event_sequence(emulator: RingCentralEmulator, outcome: Outcome, expected: str, status_fragment: str) -> None:
-    ringout_id = place(emulator, outcome)
-    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 1.5, poll_interval=0.1)
+    # The session vanishes after the trigger's first read (InProgress), however late that read comes.
+    vanish = 1 if outcome is Outcome.SESSION_DISAPPEARS else None
+    ringout_id = place(emulator, outcome, vanish_after_reads=vanish)
+    # Only the timeout case needs a short deadline; the others end on an event, so a slow host cannot rush them.
+    deadline = 1.5 if expected == "timeout" else 30
+    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + deadline, poll_interval=0.1)
     started = time.monotonic()
     fired = asyncio.run(events(trigger))
     assert len(fired) == 1  # exactly one event

@@ -46,24 +46,33 @@ class CallScript:
     ``after`` is when the scripted event happens (answer, failure, disappearance), ``talk`` how long a connected
     call stays ``Success`` before ``Finished``, ``linger`` how long a finished or failed session stays readable
     before GET answers 404. ``outcome`` may be given as a string.
+
+    ``vanish_after_reads`` scripts by events instead of by the clock: the session answers its first N status reads
+    (GETs) as its timeline says, then 404 from read N+1 on, however slowly they come. With ``session_disappears``
+    it replaces ``after`` (the session stays ``InProgress`` until the reads run out); with any other outcome the
+    timeline runs until then.
     """
 
     outcome: Outcome = Outcome.ANSWERED
     after: float = 1.0
     talk: float = 30.0
     linger: float = 5.0
+    vanish_after_reads: int | None = None
 
     def __post_init__(self) -> None:
-        """Accept ``outcome`` as a plain string and refuse negative durations."""
+        """Accept ``outcome`` as a plain string and refuse negative durations and read counts."""
         object.__setattr__(self, "outcome", Outcome(self.outcome))
         for name in ("after", "talk", "linger"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"CallScript.{name} must be a number >= 0, got {value!r}")
+        reads = self.vanish_after_reads
+        if reads is not None and (not isinstance(reads, int) or isinstance(reads, bool) or reads < 0):
+            raise ValueError(f"CallScript.vanish_after_reads must be an int >= 0 or None, got {reads!r}")
 
     @classmethod
     def of(cls, script: CallScript | Outcome | str, **kw: Any) -> CallScript:
-        """A script from a script (``kw`` replacing after/talk/linger) or from an outcome (``kw`` completing it)."""
+        """A script from a script (``kw`` replacing its fields) or from an outcome (``kw`` completing it)."""
         if isinstance(script, CallScript):
             return replace(script, **kw) if kw else script
         return cls(outcome=Outcome(script), **kw)
@@ -99,7 +108,8 @@ def scripted_status(script: CallScript, elapsed: float) -> Status | None:
     if outcome is Outcome.NEVER_ANSWERS:
         return _ALL_IN_PROGRESS
     if outcome is Outcome.SESSION_DISAPPEARS:
-        return _ALL_IN_PROGRESS if elapsed < after else None
+        # Scripted by reads instead: the session outlives the clock until its reads run out (see _RingOut).
+        return _ALL_IN_PROGRESS if elapsed < after or script.vanish_after_reads is not None else None
     if outcome is Outcome.FIRST_LEG_UP:
         return _ALL_IN_PROGRESS if elapsed < after else (_IP, _OK, _IP)
     if elapsed < after:
@@ -153,10 +163,14 @@ class _RingOut:
     play_prompt: bool
     override: Status | None = None
     cancelled: bool = False
+    reads: int = 0  # status reads (GETs) answered so far, for CallScript.vanish_after_reads
 
     def status(self, now: float) -> Status | None:
         """Current statuses, or None when the session no longer exists."""
         if self.cancelled:
+            return None
+        limit = self.script.vanish_after_reads
+        if limit is not None and self.reads >= limit:
             return None
         if self.override is not None:
             return self.override
@@ -315,10 +329,12 @@ class CallDesk:
         return self._status_body(session, account, extension, status)
 
     def get(self, account: str, extension: str, ringout_id: str) -> Response:
-        """GET .../ring-out/{id}: the scripted status now, or 404 once the session is gone."""
+        """GET .../ring-out/{id}: the scripted status now, or 404 once the session is gone. Counts the read."""
         with self._lock:
             session = self._ringouts.get(ringout_id)
             status = session.status(time.monotonic()) if session else None
+            if session is not None:
+                session.reads += 1
         if session is None or status is None:
             return not_found()
         return self._status_body(session, account, extension, status)

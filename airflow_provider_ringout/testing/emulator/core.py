@@ -176,7 +176,7 @@ class RingCentralEmulator:
     # ------------------------------------------------------------------------------------ test controls
 
     def script(self, to_number: str | None, script: CallScript | Outcome | str, **kw: Any) -> None:
-        """Script calls to ``to_number`` (None: the default for every other number). ``kw`` sets after/talk/linger."""
+        """Script calls to ``to_number`` (None: the default for every other number). ``kw`` sets CallScript fields."""
         self._calls.script(to_number, CallScript.of(script, **kw))
 
     def script_caller(self, from_number: str, script: CallScript | Outcome | str, **kw: Any) -> None:

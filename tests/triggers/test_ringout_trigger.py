@@ -90,26 +90,43 @@ def test_error_event_on_revoked_credentials(emulator: RingCentralEmulator) -> No
     assert "invalid_grant" in event.payload["message"]
 
 
-def test_polling_never_blocks_the_event_loop(emulator: RingCentralEmulator) -> None:
+def test_polling_never_blocks_the_event_loop(emulator: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Another coroutine runs while a status read is in flight (the server holds the GET 0.8 s): the read is awaited,
+    not waited on. Scripted by events, not by a stall threshold: a read that blocked the loop would let nothing
+    run between its start and its end, so the watchdog could never see it in flight, however fast the host.
+    """
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
     ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
     emulator.inject("slow", path="ring-out-get", delay=0.8)
+    in_flight = asyncio.Event()
+    seen_in_flight = asyncio.Event()
+    read = RingCentralHook.aget_status
 
-    async def main() -> float:
-        worst = 0.0
+    async def watched_read(self: RingCentralHook, ringout_id: str) -> Any:
+        in_flight.set()
+        try:
+            return await read(self, ringout_id)
+        finally:
+            in_flight.clear()
 
+    monkeypatch.setattr(RingCentralHook, "aget_status", watched_read)
+
+    async def main() -> None:
         async def watchdog() -> None:
-            nonlocal worst
-            while True:
-                before = time.monotonic()
-                await asyncio.sleep(0.01)
-                worst = max(worst, time.monotonic() - before - 0.01)
+            while not seen_in_flight.is_set():
+                await in_flight.wait()
+                await asyncio.sleep(0)  # this runs only if the read yielded the loop
+                if in_flight.is_set():
+                    seen_in_flight.set()
 
         dog = asyncio.create_task(watchdog())
         await events(RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 1.2, poll_interval=0.1))
         dog.cancel()
-        return worst
 
-    assert asyncio.run(main()) < 0.2  # the slow 0.8 s GET was awaited, not waited on
+    asyncio.run(main())
+    assert seen_in_flight.is_set(), "no other coroutine ran while a status read was in flight"
 
 
 def test_on_kill_cancels_a_pending_call(emulator: RingCentralEmulator) -> None:

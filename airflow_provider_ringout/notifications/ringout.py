@@ -11,6 +11,7 @@ the last unanswered call itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import enum
 import time
@@ -200,9 +201,14 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         return dict(zip(names, args, strict=False))
 
     def _prepare(self, context: Any) -> RingOutNotifier | None:
-        """A rendered copy of this notifier bound to ``context``, or None (logged) if rendering failed."""
-        try:
+        """
+        A rendered copy of this notifier bound to ``context``, or None (logged) if rendering failed. A ``dedup_key``
+        that fails to render falls back to the default key (one WARNING): a grouping mistake must not drop the alert.
+        """
+
+        def rendered(dedup_key: str | None) -> RingOutNotifier:
             notifier = copy.copy(self)
+            notifier.dedup_key = dedup_key
             notifier.context = context
             notifier._update_context(context)
             dag = context.get("dag")
@@ -210,10 +216,28 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             # environment; render with the default one then (the DAG's own macros are not available there).
             jinja_env = None if dag is None or hasattr(dag, "get_template_env") else notifier.get_template_env()
             notifier.render_template_fields(context, jinja_env)
-        except Exception:
-            self.log.exception("RingOut alert FAILED: its templates could not be rendered; no call was placed.")
-            return None
-        return notifier
+            return notifier
+
+        try:
+            return rendered(self.dedup_key)
+        except Exception as exc:
+            failure = exc
+        fallback = None
+        if self.dedup_key is not None:
+            with contextlib.suppress(Exception):  # something else fails to render too: logged below
+                fallback = rendered(None)
+            if fallback is not None:
+                self.log.warning(
+                    "RingOut alert: dedup_key could not be rendered (%s: %s); using the default key (this DAG run "
+                    "and the numbers alerted) instead. The alert goes ahead.",
+                    type(failure).__name__,
+                    failure,
+                )
+                return fallback
+        self.log.error(
+            "RingOut alert FAILED: its templates could not be rendered; no call was placed.", exc_info=failure
+        )
+        return None
 
     # --- the alert -------------------------------------------------------------------------------------
 

@@ -253,3 +253,30 @@ def test_a_lease_round_trips_through_json_and_acts_only_for_its_owner(
     resumed = _dedup.Lease.from_dict(data, state_dir, secret)  # e.g. in a restarted triggerer
     resumed.deliver()
     assert _dedup.acquire(key, window=3600, lease=600, state=state_dir, secret=secret) == _dedup.Held(True)
+
+
+# --- a dedup_key that fails to render ----------------------------------------------------------------------------
+
+
+def test_a_dedup_key_that_fails_to_render_falls_back_to_the_default_key_and_rings(
+    ringcentral_conn_env: RingCentralEmulator, logs: Callable[[], str]
+) -> None:
+    notifier = fast(to_numbers=[FIRST], dedup_key="{{ params.team_that_is_not_defined }}-{{ run_id }}")
+    run = make_context(params={})
+    notifier(run)  # before: "templates could not be rendered; no call was placed"
+    first = logs()
+    notifier(run)  # the default key (this run and these numbers) groups the second alert
+
+    assert created(ringcentral_conn_env) == [FIRST]
+    assert first.count("dedup_key could not be rendered") == 1 and "using the default key" in first
+    assert "no call was placed" not in logs()
+
+
+def test_other_templates_that_fail_to_render_still_say_no_call_was_placed(
+    ringcentral_conn_env: RingCentralEmulator, logs: Callable[[], str]
+) -> None:
+    notifier = fast(to_numbers="{{ params.nobody }}", dedup_key="{{ params.nothing }}")
+    notifier(make_context(params={}))
+
+    assert created(ringcentral_conn_env) == []
+    assert "no call was placed" in logs() and "using the default key" not in logs()

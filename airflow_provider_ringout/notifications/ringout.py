@@ -249,12 +249,15 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             numbers = self._numbers()
             key = self._incident_key(context, numbers)
             claims = self._claims_state() if key is not None else None
-            if key is None or claims is None:  # no incident, or no connection (the alert fails on it, saying so)
-                self._alert(numbers, budget, started)
-                return
             seconds = self.per_number_timeout + _dedup.LEASE_MARGIN
-            state, secret = claims
-            claim = _dedup.acquire(key, window=self.dedup_window, lease=seconds, state=state, secret=secret)
+            claim: _dedup.Lease | _dedup.Held | None = None
+            if key is not None and claims is not None:  # else no incident, or no connection (the alert says so)
+                try:
+                    claim = _dedup.acquire(
+                        key, window=self.dedup_window, lease=seconds, state=claims[0], secret=claims[1]
+                    )
+                except Exception:  # grouping must never stop an alert
+                    self.log.exception("RingOut alert: alert grouping failed; calling without it.")
             if isinstance(claim, _dedup.Held):
                 who = ", ".join(_masked(n) for n in numbers) or "nobody"
                 if claim.delivered:
@@ -271,14 +274,16 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                         who,
                     )
                 return
+            lease = claim
             delivered = False
             try:
-                delivered = self._alert(numbers, budget, started, before_each_call=lambda: claim.renew(seconds))
+                renew = None if lease is None else (lambda: lease.renew(seconds))
+                delivered = self._alert(numbers, budget, started, before_each_call=renew)
             finally:  # kept for dedup_window only if delivered; else the next alert of the incident rings
-                if delivered:
-                    claim.deliver()
-                else:
-                    claim.release()
+                if lease is not None and delivered:
+                    lease.deliver()
+                elif lease is not None:
+                    lease.release()
         except Exception:
             self.log.exception("RingOut alert FAILED with an unexpected error; the alert may not have been delivered.")
 

@@ -21,6 +21,7 @@ import pytest
 from airflow_provider_ringout.hooks._shared_state import StateDir, TokenCache
 from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
+from airflow_provider_ringout.testing import CallScript, Outcome
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
 from tests.hooks.test_redis_state import REDIS_LOGGER, redis_server
 from tests.notifications.test_ringout_alert_design import alert_at_once
@@ -152,6 +153,29 @@ def test_a_dead_holders_lease_lapses_in_redis_and_the_next_host_rings(
     notifier(run)
 
     assert created(ringcentral_conn_env) == [FIRST]
+
+
+def test_nobody_reached_releases_the_cluster_claim_at_once(
+    claims_in_redis: RedisServer,
+    ringcentral_conn_env: RingCentralEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ringcentral_conn_env.script(FIRST, CallScript(outcome=Outcome.NO_ANSWER, after=0.2))
+    notifier = RingOutNotifier(
+        to_numbers=[FIRST], from_number=FROM, wait_for_connection=True, per_number_timeout=10, poll_interval=0.1
+    )
+    run = make_context()
+    on_host(monkeypatch, tmp_path, "a")
+    notifier(run)  # rung, not reached
+    assert claim_keys(claims_in_redis) == []  # released in Redis (and in the host's copy)
+    assert _dedup.FileClaims(StateDir(tmp_path / "host-a")).take("x", "probe", 1) is None
+    host_copy = json.loads((tmp_path / "host-a" / f"{_dedup.CLAIMS_FILE}.json").read_text())["claims"]
+    assert len(host_copy) == 1  # only the probe: the host's copy of the incident's claim was released too
+    on_host(monkeypatch, tmp_path, "b")
+    notifier(run)  # another host: rings
+
+    assert created(ringcentral_conn_env) == [FIRST, FIRST]  # before: 1 (the claim held for dedup_window)
 
 
 def test_redis_down_claims_fall_back_to_the_hosts_files_with_one_warning(

@@ -6,8 +6,10 @@ for Airflow clusters whose task processes run on several hosts (Celery workers, 
 
 - Token: a sealed record (AES-GCM, see :mod:`._token_crypto`) under ``ringout:{<credential hash>}:token`` with a
   TTL of the token's lifetime. A login happens under a Redis lock (``SET NX PX`` with a random owner value,
-  released only by its owner); other hosts wait for the token, bounded by the lock's expiry. Renewal ahead of
-  expiry is done by whichever host takes the lock; the others keep using the still-valid token meanwhile. A
+  released only by its owner) with a short expiry (:data:`LOCK_TTL`) that its owner renews while it logs in, so
+  a host that dies holding it stalls the others a few seconds at most. Other hosts wait for the token (saying
+  so once), bounded by :data:`LOGIN_WAIT`. Renewal ahead of expiry is done by whichever host takes the lock;
+  the others keep using the still-valid token meanwhile. A
   token refused with 401 is replaced only if it is still the stored one (compare-and-set), so K hosts seeing
   the same 401 renew once.
 - Rate budget: per group, a sliding window of sends (a sorted set), the limits learned from RingCentral's
@@ -44,7 +46,9 @@ log = logging.getLogger(__name__)
 
 RETRY_REDIS_AFTER = 30.0  # seconds on the file backend before Redis is tried again
 SOCKET_TIMEOUT = 5.0  # a Redis that stops answering is given up on after this, never waited on forever
-LOCK_TTL = 90.0  # a login (even one waiting out the Auth penalty) ends well within this
+LOCK_TTL = 5.0  # the login lock's expiry: a dead owner stalls the other hosts this long at most
+LOCK_RENEW_EVERY = LOCK_TTL / 3  # the owner renews its lock this often while it logs in
+LOGIN_WAIT = 95.0  # a live owner's login (even one waiting out the Auth penalty) ends well within this
 TOKEN_POLL = 0.1  # seconds between looks at Redis while another host logs in
 WAITER_STALE = 25.0  # a queued caller not seen for this long gave up (callers re-ask at least every 10 s)
 
@@ -151,6 +155,26 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return false
 """
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+
+
+@contextlib.contextmanager
+def _renewing(link: RedisLink, lock_key: str, owner: str) -> Iterator[None]:
+    """Keep ``owner``'s lock alive (a short expiry, renewed from a thread) while the body runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LOCK_RENEW_EVERY):
+            with contextlib.suppress(RedisUnavailable), link.guard() as redis:
+                if not redis.eval(_RENEW, 1, lock_key, owner, int(LOCK_TTL * 1000)):
+                    return  # no longer ours (released, or expired while Redis was unreachable)
+
+    thread = threading.Thread(target=renew, name="ringout-login-lock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 class RedisTokenCache:
@@ -203,7 +227,8 @@ class RedisTokenCache:
 
     def _get(self, login: Callable[[], Token], invalid: str | None) -> Token:
         hurry = urgent()  # a renewal holding the lock must not hold up a cancel from on_kill
-        deadline = time.monotonic() + (URGENT_LOCK_WAIT if hurry else LOCK_TTL + 5)
+        deadline = time.monotonic() + (URGENT_LOCK_WAIT if hurry else LOGIN_WAIT)
+        said = False
         while True:
             with self.link.guard() as redis:
                 raw = redis.get(self._redis_key)
@@ -218,8 +243,16 @@ class RedisTokenCache:
                 return self._login_locked(login, owner, invalid)
             if usable is not None and time.time() < usable.expires_at - (0 if hurry else 10):
                 return usable  # another host is renewing ahead of expiry: this token still works meanwhile
-            if time.monotonic() > deadline:  # the lock outlived its expiry (or urgent code's bound): go ahead
+            if time.monotonic() > deadline:  # the owner's login outlived its bound (or urgent code's): go ahead
                 return login()
+            if not said:
+                said = True
+                log.info(
+                    "Another process holds the RingCentral login lock in Redis (%s); waiting for its token (a lock "
+                    "whose owner died expires within %.0f s).",
+                    self.link.conn_id,
+                    LOCK_TTL,
+                )
             time.sleep(TOKEN_POLL)
 
     def _login_locked(self, login: Callable[[], Token], owner: str, invalid: str | None) -> Token:
@@ -230,7 +263,8 @@ class RedisTokenCache:
             stored = self.sealer.open(self._load(raw))
             if stored is not None and stored.fresh() and stored.access_token != invalid:
                 return stored
-            token = login()
+            with _renewing(self.link, self._lock_key, owner):
+                token = login()
             try:
                 with self.link.guard() as redis:
                     newer = redis.eval(

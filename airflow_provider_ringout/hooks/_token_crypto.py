@@ -1,7 +1,7 @@
 """
 Access tokens at rest, sealed with AES-GCM under a key only the connection's holder can derive.
 
-The key is HKDF-SHA256 over the client secret and the JWT (salted with the credential's cache key), so a reader
+The key is HKDF-SHA256 (:func:`derive_key`, which also keys alert claim ids, with its own label) over the client secret and the JWT (salted with the credential's cache key), so a reader
 of the token cache folder or of Redis who lacks the connection learns nothing usable: not the token, and not
 whether two records hold the same one (every seal has a fresh nonce). The record is bound to its credential by
 the cache key as associated data, so a record copied under another credential's name does not open.
@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 
 FORMAT = "aes-256-gcm/hkdf-sha256/v1"
 _INFO = b"airflow-provider-ringout access token at rest v1"
+_CLAIM_INFO = b"airflow-provider-ringout alert claim ids v1"
+
+
+def derive_key(client_secret: str, jwt: str, *, salt: bytes, info: bytes) -> bytes:
+    """A 32-byte key from the connection's secrets (HKDF-SHA256): only a holder of the connection can derive it."""
+    material = f"{client_secret}\n{jwt}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(material)
+
+
+def claim_secret(client_secret: str, jwt: str) -> bytes:
+    """The key of alert claim ids (see ``notifications/_dedup.py``): the same for one connection on every host."""
+    return derive_key(client_secret, jwt, salt=b"", info=_CLAIM_INFO)
 
 
 class TokenSealer:
@@ -40,9 +52,7 @@ class TokenSealer:
 
     def __init__(self, key: str, client_secret: str, jwt: str) -> None:
         self.key = key
-        material = f"{client_secret}\n{jwt}".encode()
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=key.encode(), info=_INFO).derive(material)
-        self._aead = AESGCM(derived)
+        self._aead = AESGCM(derive_key(client_secret, jwt, salt=key.encode(), info=_INFO))
 
     def __repr__(self) -> str:
         return f"TokenSealer(key={self.key!r})"

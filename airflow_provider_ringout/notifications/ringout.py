@@ -11,6 +11,7 @@ the last unanswered call itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import enum
 import time
@@ -26,7 +27,7 @@ from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Sequence
+    from collections.abc import Callable, Generator, Sequence
 
     from airflow.sdk import Context
 
@@ -200,9 +201,14 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         return dict(zip(names, args, strict=False))
 
     def _prepare(self, context: Any) -> RingOutNotifier | None:
-        """A rendered copy of this notifier bound to ``context``, or None (logged) if rendering failed."""
-        try:
+        """
+        A rendered copy of this notifier bound to ``context``, or None (logged) if rendering failed. A ``dedup_key``
+        that fails to render falls back to the default key (one WARNING): a grouping mistake must not drop the alert.
+        """
+
+        def rendered(dedup_key: str | None) -> RingOutNotifier:
             notifier = copy.copy(self)
+            notifier.dedup_key = dedup_key
             notifier.context = context
             notifier._update_context(context)
             dag = context.get("dag")
@@ -210,10 +216,28 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             # environment; render with the default one then (the DAG's own macros are not available there).
             jinja_env = None if dag is None or hasattr(dag, "get_template_env") else notifier.get_template_env()
             notifier.render_template_fields(context, jinja_env)
-        except Exception:
-            self.log.exception("RingOut alert FAILED: its templates could not be rendered; no call was placed.")
-            return None
-        return notifier
+            return notifier
+
+        try:
+            return rendered(self.dedup_key)
+        except Exception as exc:
+            failure = exc
+        fallback = None
+        if self.dedup_key is not None:
+            with contextlib.suppress(Exception):  # something else fails to render too: logged below
+                fallback = rendered(None)
+            if fallback is not None:
+                self.log.warning(
+                    "RingOut alert: dedup_key could not be rendered (%s: %s); using the default key (this DAG run "
+                    "and the numbers alerted) instead. The alert goes ahead.",
+                    type(failure).__name__,
+                    failure,
+                )
+                return fallback
+        self.log.error(
+            "RingOut alert FAILED: its templates could not be rendered; no call was placed.", exc_info=failure
+        )
+        return None
 
     # --- the alert -------------------------------------------------------------------------------------
 
@@ -224,14 +248,42 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             budget = _budget.callback_budget() if self.wait_for_connection else _budget.Budget(None)
             numbers = self._numbers()
             key = self._incident_key(context, numbers)
-            if key is not None and not _dedup.claim(key, self.dedup_window, self._claims_state()):
-                self.log.warning(
-                    "RingOut alert to %s for this incident was already sent (dedup_window %.0f s); not calling again.",
-                    ", ".join(_masked(n) for n in numbers) or "nobody",
-                    self.dedup_window,
-                )
+            claims = self._claims_state() if key is not None else None
+            seconds = self.per_number_timeout + _dedup.LEASE_MARGIN
+            claim: _dedup.Lease | _dedup.Held | None = None
+            if key is not None and claims is not None:  # else no incident, or no connection (the alert says so)
+                try:
+                    claim = _dedup.acquire(
+                        key, window=self.dedup_window, lease=seconds, state=claims[0], secret=claims[1]
+                    )
+                except Exception:  # grouping must never stop an alert
+                    self.log.exception("RingOut alert: alert grouping failed; calling without it.")
+            if isinstance(claim, _dedup.Held):
+                who = ", ".join(_masked(n) for n in numbers) or "nobody"
+                if claim.delivered:
+                    self.log.warning(
+                        "RingOut alert to %s for this incident was delivered within dedup_window (%.0f s); not "
+                        "calling again.",
+                        who,
+                        self.dedup_window,
+                    )
+                else:
+                    self.log.warning(
+                        "RingOut alert to %s: an escalation of this incident is in progress elsewhere; not calling "
+                        "from here (if it stops without delivering, the next alert rings).",
+                        who,
+                    )
                 return
-            self._alert(numbers, budget, started)
+            lease = claim
+            delivered = False
+            try:
+                renew = None if lease is None else (lambda: lease.renew(seconds))
+                delivered = self._alert(numbers, budget, started, before_each_call=renew)
+            finally:  # kept for dedup_window only if delivered; else the next alert of the incident rings
+                if lease is not None and delivered:
+                    lease.deliver()
+                elif lease is not None:
+                    lease.release()
         except Exception:
             self.log.exception("RingOut alert FAILED with an unexpected error; the alert may not have been delivered.")
 
@@ -241,13 +293,23 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         items: list[Any] = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         return list(dict.fromkeys(n.strip() if isinstance(n, str) else n for n in items))
 
-    def _claims_state(self) -> Any:
-        """The host-wide state folder the claims live in (the hook's), or None if it cannot be opened."""
+    def _claims_state(self) -> tuple[Any, bytes] | None:
+        """
+        The host-wide state folder the claims live in (the hook's; None if it cannot be opened) and the
+        connection's claim secret; None if the connection cannot be read (the alert then fails on it).
+        """
+        from airflow_provider_ringout.hooks._token_crypto import claim_secret
+
         try:
-            return self.hook._state
+            credentials = self.hook.credentials
+        except Exception:
+            return None
+        secret = claim_secret(credentials.client_secret, credentials.jwt)
+        try:
+            return self.hook._state, secret
         except Exception as exc:
             self.log.warning("Alert grouping cannot open the state folder (%s); grouping in this process only.", exc)
-            return None
+            return None, secret
 
     def _incident_key(self, context: Any, numbers: Sequence[Any]) -> str | None:
         """The rendered ``dedup_key``, else the DAG run and the alerted numbers; None when nothing names a run."""
@@ -277,11 +339,18 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 valid.append(checked)
         return valid
 
-    def _alert(self, numbers: list[Any], budget: _budget.Budget, started: float) -> None:
+    def _alert(
+        self,
+        numbers: list[Any],
+        budget: _budget.Budget,
+        started: float,
+        before_each_call: Callable[[], None] | None = None,
+    ) -> bool:
+        """Escalate; whether it was delivered (acknowledged, connected, or a call left "not confirmed")."""
         valid = self._valid_numbers(numbers)
         if not valid:
             self.log.error("RingOut alert FAILED: no valid number to call in to_numbers; no call was placed.")
-            return
+            return False
         hook = self.hook
         try:  # the connection, the first leg and caller_id are common to every call: check them once
             hook.credentials  # noqa: B018 (reads and checks the connection)
@@ -290,7 +359,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             hook.build_ringout_request(**self._call_args(valid[0]))
         except Exception as exc:
             self.log.error("RingOut alert FAILED before any call was placed: %s", exc)
-            return
+            return False
         if not self.wait_for_connection and len(valid) > 1:
             self.log.info(
                 "RingOut alert: wait_for_connection=False, so only one call is placed; the other %d number(s) "
@@ -311,9 +380,13 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                         ", ".join(mask_phone_number(n) for n in valid[position - 1 :]),
                     )
                     break
+            if before_each_call is not None:
+                before_each_call()
             outcome = self._call(hook, number, position, len(valid), wait)
-            if outcome in (CallResult.DONE, CallResult.ABORT):
-                return
+            if outcome is CallResult.DONE:
+                return True
+            if outcome is CallResult.ABORT:
+                return bool(unconfirmed)
             if outcome is CallResult.UNCONFIRMED:
                 unconfirmed.append(number)
         if unconfirmed:
@@ -321,8 +394,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 "RingOut alert NOT CONFIRMED: nobody was seen to answer; %s may have connected.",
                 ", ".join(mask_phone_number(n) for n in unconfirmed),
             )
-            return
+            return True
         self.log.error("RingOut alert FAILED: nobody was reached (%s).", ", ".join(mask_phone_number(n) for n in valid))
+        return False
 
     def _log_plan(self, plan: _budget.Plan, total: int, budget: _budget.Budget) -> None:
         if budget.seconds is None or not self.wait_for_connection:

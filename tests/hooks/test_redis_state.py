@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -240,6 +241,82 @@ def test_urgent_cancel_waits_on_another_hosts_login_lock_two_seconds_at_most(
     assert outcomes and time.monotonic() - started < 10
     assert emulator.count(kind="token") == 2  # after the bound it logged in itself rather than wait
     assert emulator.count(method="DELETE") == 1
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from airflow_provider_ringout.hooks._redis_state import RedisLink, RedisTokenCache
+from airflow_provider_ringout.hooks._shared_state import StateDir, TokenCache
+from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+
+folder = Path(sys.argv[1])
+sealer = TokenSealer("d" * 32, "secret", "jwt")
+cache = RedisTokenCache(TokenCache(StateDir(folder / "holder"), "d" * 32, sealer), RedisLink("redis_default", "d" * 32), sealer)
+
+def login():  # holds the login lock: say so, and hang here until SIGKILLed
+    (folder / "logging-in").touch()
+    while True:
+        time.sleep(1)
+
+cache.get(login)
+"""
+
+
+def test_a_login_lock_owner_killed_mid_login_stalls_the_others_a_few_seconds_at_most(
+    redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner renews its short-lived lock while it logs in; SIGKILLed, its lock lapses and a waiter logs in."""
+    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+
+    script = tmp_path / "holder.py"
+    script.write_text(LOCK_HOLDER)
+    path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))
+    holder = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env={**os.environ, "PYTHONPATH": path})
+    client = redis_server.client()
+    lock = f"{RedisLink('redis_default', 'd' * 32).prefix}:login-lock"
+    sealer = TokenSealer("d" * 32, "secret", "jwt")
+    cache = RedisTokenCache(
+        TokenCache(StateDir(tmp_path / "waiter"), "d" * 32, sealer), RedisLink("redis_default", "d" * 32), sealer
+    )
+    logins: list[int] = []
+
+    def login() -> Token:
+        logins.append(1)
+        return Token("after-the-dead-owner", expires_at=time.time() + 3600, issued_at=time.time())
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "login lock" in r.getMessage()]
+
+    tokens: list[Token] = []
+    waiter = threading.Thread(target=lambda: tokens.append(cache.get(login)), daemon=True)
+    caplog.set_level(logging.INFO, logger=REDIS_LOGGER)
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "logging-in").exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tmp_path / "logging-in").exists(), "the holder never took the login lock"
+        assert 0 < client.pttl(lock) <= _redis_state.LOCK_TTL * 1000  # a short expiry...
+        seen = client.pttl(lock)
+        while client.pttl(lock) <= seen and time.monotonic() < deadline:  # ...that its live owner renews
+            seen = min(seen, client.pttl(lock))
+            time.sleep(0.05)
+        assert client.pttl(lock) > seen
+        TokenCache._memory.clear()
+        waiter.start()  # another host needs a token while the owner logs in
+        while not said() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while client.pttl(lock) <= seen and time.monotonic() < deadline:  # the owner renews once more meanwhile
+            seen = min(seen, client.pttl(lock))
+            time.sleep(0.05)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    waiter.join(timeout=45)  # before: the dead owner's lock held every other host for 90 s
+
+    assert not waiter.is_alive(), "the waiter was stalled by a dead owner's login lock"
+    assert [t.access_token for t in tokens] == ["after-the-dead-owner"] and logins == [1]
+    assert len(said()) == 1  # said once, although it looked many times
 
 
 def test_trigger_path_shares_the_token_and_budget(

@@ -21,17 +21,18 @@ import pytest
 from airflow_provider_ringout.hooks._shared_state import StateDir, TokenCache
 from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
+from airflow_provider_ringout.testing import CallScript, Outcome
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
 from tests.hooks.test_redis_state import REDIS_LOGGER, redis_server
 from tests.notifications.test_ringout_alert_design import alert_at_once
-from tests.notifications.test_ringout_notifier import FIRST, FROM, created, make_context
+from tests.notifications.test_ringout_notifier import FIRST, FROM, created, logs, make_context
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow_provider_ringout.testing import RingCentralEmulator
 
-__all__ = ["redis_server"]  # the fixture, re-used from the Redis backend's test module
+__all__ = ["logs", "redis_server"]  # the fixture, re-used from the Redis backend's test module
 
 pytestmark = pytest.mark.skipif(
     redis_server_path() is None or importlib.util.find_spec("redis") is None,
@@ -91,9 +92,9 @@ def test_two_hosts_alerting_for_one_run_at_once_place_one_escalation(
         return
     client = claims_in_redis.client()
     (key,) = claim_keys(claims_in_redis)
-    assert CLAIM_KEY.fullmatch(key)  # a digest of the incident: no run id, no phone number
-    assert client.get(key) == b"1"
-    assert 3_590_000 < client.pttl(key) <= 3_600_000  # held for dedup_window (1 hour by default)
+    assert CLAIM_KEY.fullmatch(key)  # an HMAC of the incident: no run id, no phone number
+    assert client.get(key).endswith(b"|D")  # delivered
+    assert 3_590_000 < client.pttl(key) <= 3_600_000  # kept for dedup_window (1 hour by default)
 
 
 def test_the_cluster_claim_expires_after_dedup_window(
@@ -102,21 +103,79 @@ def test_the_cluster_claim_expires_after_dedup_window(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM, dedup_window=1)
+    notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM, dedup_window=600)
     run = make_context()
     on_host(monkeypatch, tmp_path, "a")
     notifier(run)
     on_host(monkeypatch, tmp_path, "b")
     notifier(run)  # another host, same incident: grouped by Redis
     (key,) = claim_keys(claims_in_redis)
-    assert 0 < claims_in_redis.client().pttl(key) <= 1000
+    client = claims_in_redis.client()
+    assert 0 < client.pttl(key) <= 600_000
 
-    time.sleep(1.2)
-    assert claim_keys(claims_in_redis) == []  # expired in Redis, nothing piles up
+    client.pexpire(key, 1)  # the window passes, on Redis's clock
+    while claim_keys(claims_in_redis):
+        time.sleep(0.01)
     on_host(monkeypatch, tmp_path, "c")
     notifier(run)
 
     assert created(ringcentral_conn_env) == [FIRST, FIRST]
+
+
+def test_a_dead_holders_lease_lapses_in_redis_and_the_next_host_rings(
+    claims_in_redis: RedisServer,
+    ringcentral_conn_env: RingCentralEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    logs: Callable[[], str],
+) -> None:
+    """A lease is not a delivery: while it is live other hosts hold back ("in progress"), once it lapses they ring."""
+    notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM, dedup_window=600)
+    run = make_context()
+    on_host(monkeypatch, tmp_path, "a")
+    claims = notifier._claims_state()
+    assert claims is not None
+    lease = _dedup.acquire(
+        notifier._incident_key(run, [FIRST]), window=600, lease=600, state=claims[0], secret=claims[1]
+    )
+    assert isinstance(lease, _dedup.Lease)  # host a's escalation; host a then dies
+    (key,) = claim_keys(claims_in_redis)
+    assert claims_in_redis.client().get(key).endswith(b"|L")
+    on_host(monkeypatch, tmp_path, "b")
+    notifier(run)
+    assert created(ringcentral_conn_env) == []
+    assert "in progress elsewhere" in logs() and "already" not in logs()
+
+    claims_in_redis.client().pexpire(key, 1)  # the dead holder's lease lapses, on Redis's clock
+    while claim_keys(claims_in_redis):
+        time.sleep(0.01)
+    on_host(monkeypatch, tmp_path, "c")
+    notifier(run)
+
+    assert created(ringcentral_conn_env) == [FIRST]
+
+
+def test_nobody_reached_releases_the_cluster_claim_at_once(
+    claims_in_redis: RedisServer,
+    ringcentral_conn_env: RingCentralEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ringcentral_conn_env.script(FIRST, CallScript(outcome=Outcome.NO_ANSWER, after=0.2))
+    notifier = RingOutNotifier(
+        to_numbers=[FIRST], from_number=FROM, wait_for_connection=True, per_number_timeout=10, poll_interval=0.1
+    )
+    run = make_context()
+    on_host(monkeypatch, tmp_path, "a")
+    notifier(run)  # rung, not reached
+    assert claim_keys(claims_in_redis) == []  # released in Redis (and in the host's copy)
+    assert _dedup.FileClaims(StateDir(tmp_path / "host-a")).take("x", "probe", 1) is None
+    host_copy = json.loads((tmp_path / "host-a" / f"{_dedup.CLAIMS_FILE}.json").read_text())["claims"]
+    assert len(host_copy) == 1  # only the probe: the host's copy of the incident's claim was released too
+    on_host(monkeypatch, tmp_path, "b")
+    notifier(run)  # another host: rings
+
+    assert created(ringcentral_conn_env) == [FIRST, FIRST]  # before: 1 (the claim held for dedup_window)
 
 
 def test_redis_down_claims_fall_back_to_the_hosts_files_with_one_warning(
@@ -171,6 +230,6 @@ def test_an_invalid_shared_state_setting_leaves_claims_on_the_hosts_files(
     monkeypatch.setenv("AIRFLOW__RINGCENTRAL__SHARED_STATE", "memcached")
     monkeypatch.setattr(_dedup, "_memory", _dedup.MemoryClaims())
     state = StateDir(tmp_path / "host")
-    assert _dedup.claim("incident", 60, state) is True
+    assert isinstance(_dedup.acquire("incident", window=60, lease=60, state=state, secret=b"s"), _dedup.Lease)
     monkeypatch.setattr(_dedup, "_memory", _dedup.MemoryClaims())
-    assert _dedup.claim("incident", 60, state) is False
+    assert _dedup.acquire("incident", window=60, lease=60, state=state, secret=b"s") == _dedup.Held(delivered=False)

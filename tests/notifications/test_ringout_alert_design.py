@@ -202,12 +202,31 @@ def test_a_per_task_dedup_key_alerts_for_every_failing_try(ringcentral_conn_env:
     assert created(ringcentral_conn_env) == [FIRST, FIRST]
 
 
-def test_the_key_expires_after_dedup_window(ringcentral_conn_env: RingCentralEmulator) -> None:
-    notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM, dedup_window=0.5)
+class _Clock:
+    """The claims' clock, stopped: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.wall, self.mono, self.offset = time.time(), time.monotonic(), 0.0
+
+    def time(self) -> float:
+        return self.wall + self.offset
+
+    def monotonic(self) -> float:
+        return self.mono + self.offset
+
+
+def test_the_key_expires_after_dedup_window(
+    ringcentral_conn_env: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripted by a clock the test moves (the claims' clock), never by sleeping past a short window."""
+    clock = _Clock()
+    monkeypatch.setattr(_dedup, "time", clock)
+    notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM, dedup_window=600)
     run = make_context()
     notifier(run)
+    clock.offset = 599  # just inside the window
     notifier(run)
-    time.sleep(0.7)
+    clock.offset = 601  # the window has passed
     notifier(run)
 
     assert created(ringcentral_conn_env) == [FIRST, FIRST]

@@ -473,4 +473,4 @@ def test_dag_level_failure_callback_under_airflow_dags_test(
 
     assert re.search(r"Executing (on_failure )?dag callback", output), output[-3000:]  # 3.3 / 3.0 wording
     assert created(ringcentral_emulator) == [THIRD, FIRST], output[-3000:]
-    assert "for this incident was already sent" in output  # one escalation per run and numbers
+    assert "for this incident was delivered within dedup_window" in output  # one escalation per run and numbers

@@ -99,8 +99,6 @@ class CallRecord:
     def describe(self) -> str:
         """What this call came to, in words (the number is not in them: callers mask it)."""
         words = _WORDS[self.outcome].format(what="acknowledged" if self.acknowledging else "connected", wait=self.wait)
-        if self.outcome is CallOutcome.ACKNOWLEDGED and not self.acknowledging:
-            words = _WORDS[CallOutcome.CONNECTED]
         if self.detail:
             words = f"{words} ({self.detail})"
         if self.cancel is not None:

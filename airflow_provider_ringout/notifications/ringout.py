@@ -5,7 +5,9 @@ A notifier runs inside Airflow's callback machinery, so it never raises: a faile
 It places one escalation per incident (by default per DAG run, host-wide, or cluster-wide with
 ``[ringcentral] shared_state = redis``, for ``dedup_window``), never dials the
 same number twice in one escalation, plans the escalation to end before Airflow stops the callback, and cancels
-the last unanswered call itself.
+the last unanswered call itself. The escalation itself (ring, wait, cancel, next, and the words for each call's
+outcome) is the shared engine in :mod:`airflow_provider_ringout.escalation`; this module adds the callback's
+clock (``_budget``), the incident claims (``_dedup``) and the never-raise wrapper.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
-from airflow_provider_ringout.escalation import Escalation, Progress
+from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.notifications import _budget, _dedup
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
@@ -227,7 +229,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         """The rendered ``to_numbers`` as a list of strings, in order, without duplicates."""
         raw = self.to_numbers
         items: list[Any] = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-        return list(dict.fromkeys(n.strip() if isinstance(n, str) else n for n in items))
+        return unique_numbers(items)
 
     def _claims_state(self) -> Any:
         """The host-wide state folder the claims live in (the hook's), or None if it cannot be opened."""

@@ -211,3 +211,22 @@ def test_a_trigger_restarted_during_a_post_never_rings_that_number_again(
     assert rung_first(emulator) == [SECOND]
     assert result["calls"][0]["result"] == "unconfirmed" and "may have connected" in result["calls"][0]["outcome"]
     assert result["acknowledged_by"] == SECOND
+
+
+def test_the_trigger_round_trips_and_its_event_is_decoded_once() -> None:
+    from airflow_provider_ringout.exceptions import RingOutError
+    from airflow_provider_ringout.triggers.escalation import EscalationEvent
+
+    trigger = RingOutEscalationTrigger(
+        numbers=[FIRST, SECOND], connect_to=BRIDGE, per_number_timeout=5, rounds=2, progress_key="k", poll_interval=1
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_ringout.triggers.escalation.RingOutEscalationTrigger"
+    assert RingOutEscalationTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+
+    with pytest.raises(RingOutError, match="not a RingOut escalation event"):
+        EscalationEvent.decode({"status": "connected", "ringout_id": "1"})
+    failed = EscalationEvent(trigger.progress, "OSError: boom").payload()
+    with pytest.raises(RingOutError, match=r"stopped in the triggerer: OSError: boom\. Each call so far: no call"):
+        EscalationEvent.decode(failed)
+    assert EscalationEvent.decode(EscalationEvent(trigger.progress).payload()).progress == trigger.progress

@@ -40,14 +40,20 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_ringout.operators.ringout"],
+                "python-modules": [
+                    "airflow_provider_ringout.operators.ringout",
+                    "airflow_provider_ringout.operators.escalation",
+                ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_ringout.sensors.ringout"]}],
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_ringout.triggers.ringout"],
+                "python-modules": [
+                    "airflow_provider_ringout.triggers.ringout",
+                    "airflow_provider_ringout.triggers.escalation",
+                ],
             }
         ],
         "notifications": ["airflow_provider_ringout.notifications.ringout.RingOutNotifier"],

@@ -33,8 +33,10 @@ def test_provider_info_names_every_module() -> None:
     assert modules == {
         "airflow_provider_ringout.hooks.ringcentral",
         "airflow_provider_ringout.operators.ringout",
+        "airflow_provider_ringout.operators.escalation",
         "airflow_provider_ringout.sensors.ringout",
         "airflow_provider_ringout.triggers.ringout",
+        "airflow_provider_ringout.triggers.escalation",
     }
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "ringcentral"

@@ -5,7 +5,9 @@ A notifier runs inside Airflow's callback machinery, so it never raises: a faile
 It places one escalation per incident (by default per DAG run, host-wide, or cluster-wide with
 ``[ringcentral] shared_state = redis``, for ``dedup_window``), never dials the
 same number twice in one escalation, plans the escalation to end before Airflow stops the callback, and cancels
-the last unanswered call itself.
+the last unanswered call itself. The escalation itself (ring, wait, cancel, next, and the words for each call's
+outcome) is the shared engine in :mod:`airflow_provider_ringout.escalation`; this module adds the callback's
+clock (``_budget``), the incident claims (``_dedup``) and the never-raise wrapper.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import enum
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,29 +22,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
-from airflow_provider_ringout.exceptions import RingCentralAuthError, RingCentralConfigError, RingOutUnconfirmedError
+from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
+from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.notifications import _budget, _dedup
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
-from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
 
     from airflow.sdk import Context
 
-    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
 _MAX_PER_NUMBER_WAIT = timedelta(hours=1)
 _MAX_DEDUP_WINDOW = timedelta(days=7)
-
-
-class CallResult(enum.Enum):
-    """What one number's call came to, and so whether the escalation goes on."""
-
-    DONE = "done"  # delivered (connected / acknowledged), or placed when not waiting: stop here
-    NEXT = "next"  # not reached: try the next number
-    UNCONFIRMED = "unconfirmed"  # may have connected (answer lost, or session vanished unseen): never redial it
-    ABORT = "abort"  # nothing can be placed (credentials refused): stop here
 
 
 def _masked(number: Any) -> str:
@@ -291,7 +281,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         """The rendered ``to_numbers`` as a list of strings, in order, without duplicates."""
         raw = self.to_numbers
         items: list[Any] = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-        return list(dict.fromkeys(n.strip() if isinstance(n, str) else n for n in items))
+        return unique_numbers(items)
 
     def _claims_state(self) -> tuple[Any, bytes] | None:
         """
@@ -344,19 +334,32 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         numbers: list[Any],
         budget: _budget.Budget,
         started: float,
-        before_each_call: Callable[[], None] | None = None,
+        *,
+        before_each_call: Callable[[], object] | None = None,
     ) -> bool:
-        """Escalate; whether it was delivered (acknowledged, connected, or a call left "not confirmed")."""
+        """
+        Run the escalation (:class:`~airflow_provider_ringout.escalation.Escalation`) inside the callback's budget.
+
+        :param before_each_call: called before each number is rung (renews the incident's claim).
+        :return: whether the alert was delivered: someone acknowledged (connected), the call was placed without
+            waiting, or a call was left "not confirmed (may have connected)".
+        """
         valid = self._valid_numbers(numbers)
         if not valid:
             self.log.error("RingOut alert FAILED: no valid number to call in to_numbers; no call was placed.")
             return False
-        hook = self.hook
+        engine = Escalation(
+            self.hook,
+            connect_to=self.connect_to,
+            from_number=self.from_number,
+            caller_id=self.caller_id,
+            poll_interval=self.poll_interval,
+            wait_for_connection=self.wait_for_connection,
+            label="RingOut alert",
+            logger=self.log,
+        )
         try:  # the connection, the first leg and caller_id are common to every call: check them once
-            hook.credentials  # noqa: B018 (reads and checks the connection)
-            if self.connect_to:
-                validate_e164(self.connect_to, "connect_to")
-            hook.build_ringout_request(**self._call_args(valid[0]))
+            engine.check(valid[0])
         except Exception as exc:
             self.log.error("RingOut alert FAILED before any call was placed: %s", exc)
             return False
@@ -366,33 +369,33 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 "are used only for escalation with wait_for_connection=True.",
                 len(valid) - 1,
             )
+            valid = valid[:1]
         plan = _budget.plan(len(valid), self.per_number_timeout, budget.seconds)
         deadline = None if budget.seconds is None else started + budget.seconds - _budget.END_MARGIN
         self._log_plan(plan, len(valid), budget)
-        unconfirmed: list[str] = []
-        for position, number in enumerate(valid[: plan.count], start=1):
+
+        def wait_for(progress: Progress) -> float | None:
+            """The next call's wait inside the plan and the callback's time; None: stop (logged)."""
+            if progress.index >= plan.count:
+                return None
             wait = plan.wait
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic() - _budget.CALL_OVERHEAD)
                 if wait < 1:
                     self.log.warning(
                         "RingOut alert: no time left before the callback is stopped; %s not called.",
-                        ", ".join(mask_phone_number(n) for n in valid[position - 1 :]),
+                        ", ".join(mask_phone_number(n) for n in valid[progress.index :]),
                     )
-                    break
-            if before_each_call is not None:
-                before_each_call()
-            outcome = self._call(hook, number, position, len(valid), wait)
-            if outcome is CallResult.DONE:
-                return True
-            if outcome is CallResult.ABORT:
-                return bool(unconfirmed)
-            if outcome is CallResult.UNCONFIRMED:
-                unconfirmed.append(number)
-        if unconfirmed:
+                    return None
+            return wait
+
+        progress = engine.run(Progress(valid), wait_for, before_each_call)
+        if progress.reached is not None or progress.aborted:
+            return progress.delivered
+        if progress.unconfirmed:
             self.log.warning(
                 "RingOut alert NOT CONFIRMED: nobody was seen to answer; %s may have connected.",
-                ", ".join(mask_phone_number(n) for n in unconfirmed),
+                ", ".join(mask_phone_number(n) for n in progress.unconfirmed),
             )
             return True
         self.log.error("RingOut alert FAILED: nobody was reached (%s).", ", ".join(mask_phone_number(n) for n in valid))
@@ -406,103 +409,6 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             self.log.warning("RingOut alert: the callback's time only allows %s; raise the setting.", text)
         elif plan.wait < self.per_number_timeout:
             self.log.info("RingOut alert: waits shortened to fit the callback's time: %s.", text)
-
-    def _call_args(self, number: str) -> dict[str, Any]:
-        """What :meth:`RingCentralHook.place_ringout` gets to alert ``number``, in the notifier's shape."""
-        if self.connect_to:
-            return {
-                "to_number": self.connect_to,
-                "from_number": number,
-                "caller_id": self.caller_id,
-                "play_prompt": True,
-            }
-        return {"to_number": number, "from_number": self.from_number, "caller_id": self.caller_id}
-
-    def _call(self, hook: RingCentralHook, number: str, position: int, total: int, wait: float) -> CallResult:
-        """
-        Alert one number, and say what it came to.
-
-        A POST is never repeated: the hook does not resend it blindly, and each number is called once.
-        """
-        masked = mask_phone_number(number)
-        self.log.info("RingOut alert: calling %s (%d of %d).", masked, position, total)
-        try:
-            body = hook.place_ringout(**self._call_args(number))
-        except RingOutUnconfirmedError as exc:
-            if not self.wait_for_connection:
-                self.log.warning("RingOut alert to %s may have been placed, but unconfirmed: %s", masked, exc)
-                return CallResult.DONE
-            self.log.warning(
-                "RingOut alert to %s: not confirmed (may have connected), so it is not dialled again; moving on "
-                "to the next number: %s",
-                masked,
-                exc,
-            )
-            return CallResult.UNCONFIRMED
-        except RingCentralAuthError as exc:
-            self.log.error("RingOut alert FAILED: RingCentral refused the credentials, no call placed: %s", exc)
-            return CallResult.ABORT
-        except Exception as exc:
-            self.log.error("RingOut alert: the call to %s could not be placed: %s", masked, exc)
-            return CallResult.NEXT
-        ringout_id = str(body["id"])
-        if not self.wait_for_connection:
-            self.log.info("RingOut alert placed to %s (RingOut %s); not waiting for it to connect.", masked, ringout_id)
-            return CallResult.DONE
-        watch = RingOutWatch(ringout_id)
-        watch.observe(classify(body))
-        try:
-            state = hook.wait_for_ringout(watch, timeout=wait, poll_interval=min(self.poll_interval, wait))
-        except Exception as exc:  # the status could not be read: treat as unanswered, so it is cancelled
-            self.log.warning("RingOut alert: could not read the status of RingOut %s: %s", ringout_id, exc)
-            state = RingOutState.PENDING
-        except BaseException:  # the callback is being stopped: do not leave the phone ringing
-            self._cancel(hook, ringout_id, masked)
-            raise
-        return self._resolve(hook, watch, state, masked, wait)
-
-    def _resolve(
-        self, hook: RingCentralHook, watch: RingOutWatch, state: RingOutState, masked: str, wait: float
-    ) -> CallResult:
-        """What a watched call came to; cancels it if it is still ringing."""
-        ringout_id = watch.ringout_id
-        if state is RingOutState.CONNECTED:
-            what = "acknowledged (pressed 1)" if self.connect_to else "answered"
-            self.log.info("RingOut alert delivered: %s %s (RingOut %s).", masked, what, ringout_id)
-            return CallResult.DONE
-        if state is RingOutState.UNKNOWN:
-            self.log.warning(
-                "RingOut alert to %s: not confirmed (may have connected): its session ended before it was seen "
-                "connected or failing (%s); not dialled again, moving on to the next number.",
-                masked,
-                watch.describe(),
-            )
-            return CallResult.UNCONFIRMED
-        if state is RingOutState.FAILED:
-            self.log.warning("RingOut alert: the call to %s failed (%s).", masked, watch.describe())
-        else:
-            what = "acknowledged" if self.connect_to else "connected"
-            self.log.warning(
-                "RingOut alert: %s was not %s within %.0f s (%s); cancelling.", masked, what, wait, watch.describe()
-            )
-        return self._cancel(hook, ringout_id, masked)
-
-    def _cancel(self, hook: RingCentralHook, ringout_id: str, masked: str) -> CallResult:
-        """Stop an unanswered call before the next number rings; ``DONE`` if it turns out it had connected."""
-        try:
-            outcome = hook.cancel_and_confirm(ringout_id)
-        except Exception as exc:
-            self.log.warning("RingOut alert: could not cancel RingOut %s to %s: %s", ringout_id, masked, exc)
-            return CallResult.NEXT
-        if outcome is CancelOutcome.CONNECTED:
-            self.log.info("RingOut alert delivered: %s answered as it was cancelled (RingOut %s).", masked, ringout_id)
-            return CallResult.DONE
-        if outcome is CancelOutcome.FIRST_LEG_UP:
-            who = " was answered but nobody pressed 1 (a voicemail?), and" if self.connect_to else ":"
-            self.log.warning(
-                "RingOut alert: RingOut %s to %s%s %s; moving on.", ringout_id, masked, who, outcome.describe()
-            )
-        return CallResult.NEXT
 
 
 # The function-style name Airflow notifiers also carry (send_slack_notification, send_pagerduty_notification, ...).

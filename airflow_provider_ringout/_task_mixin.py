@@ -24,6 +24,8 @@ MAX_POLL_INTERVAL = timedelta(hours=1)  # poll_interval, poke_interval: the gap 
 MAX_ATTEMPTS = 20  # hook_params["max_attempts"]: sends of one request in all, on 5xx or a dropped connection
 MAX_BACKOFF_FACTOR = 60.0  # hook_params["backoff_factor"]: seconds, doubled per attempt
 MAX_RATE_LIMIT_BUDGET = 3600.0  # hook_params["rate_limit_budget"]: seconds one request may wait out 429s
+MAX_PER_NUMBER_WAIT = timedelta(hours=1)  # an escalation's per_number_timeout and poll_interval (notifier, task)
+MAX_DEDUP_WINDOW = timedelta(days=7)  # dedup_window: how long a delivered alert keeps its incident claimed
 # RingOutOperator's default map_index_template: a mapped call shows the number it calls, masked as in the logs,
 # in the grid instead of 0/1/2 (the number is already rendered when Airflow renders this, after the task ran).
 MAP_INDEX_TEMPLATE = "{{ task.mask_number(task.to_number) }}"

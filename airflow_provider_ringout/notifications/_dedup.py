@@ -306,6 +306,13 @@ class Lease:
             self._done = True
             self._apply(_Action.RELEASE, 0.0)
 
+    def settle(self, delivered: bool) -> None:
+        """After the escalation: kept for ``dedup_window`` if it was delivered, else released (the next alert rings)."""
+        if delivered:
+            self.deliver()
+        else:
+            self.release()
+
     def _apply(self, action: _Action, seconds: float) -> None:
         _memory.update(self.claim_id, self._owner, action, seconds)
         if not self._shared or self._state is None:

@@ -16,12 +16,17 @@ import asyncio
 import contextlib
 import copy
 import time
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import (
+    MAX_DEDUP_WINDOW,
+    MAX_PER_NUMBER_WAIT,
+    RingCentralTaskMixin,
+    check_hook_params,
+    seconds,
+)
 from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.notifications import _budget, _dedup
@@ -29,11 +34,9 @@ from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context
-
-_MAX_PER_NUMBER_WAIT = timedelta(hours=1)
-_MAX_DEDUP_WINDOW = timedelta(days=7)
 
 
 def _masked(number: Any) -> str:
@@ -125,9 +128,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         self.connect_to = connect_to
         self.dedup_key = dedup_key
         # Static settings are checked now, so a mistake is a DAG import error rather than a silent failed alert.
-        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=_MAX_PER_NUMBER_WAIT)
-        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=_MAX_PER_NUMBER_WAIT)
-        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=_MAX_DEDUP_WINDOW)
+        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=MAX_PER_NUMBER_WAIT)
+        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=MAX_PER_NUMBER_WAIT)
+        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=MAX_DEDUP_WINDOW)
         if connect_to not in (None, ""):
             if from_number not in (None, ""):
                 raise RingCentralConfigError(
@@ -269,11 +272,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
             try:
                 renew = None if lease is None else (lambda: lease.renew(seconds))
                 delivered = self._alert(numbers, budget, started, before_each_call=renew)
-            finally:  # kept for dedup_window only if delivered; else the next alert of the incident rings
-                if lease is not None and delivered:
-                    lease.deliver()
-                elif lease is not None:
-                    lease.release()
+            finally:
+                if lease is not None:
+                    lease.settle(delivered)
         except Exception:
             self.log.exception("RingOut alert FAILED with an unexpected error; the alert may not have been delivered.")
 

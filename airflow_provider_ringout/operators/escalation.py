@@ -12,12 +12,17 @@ escalate once.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator, conf
 
-from airflow_provider_ringout._task_mixin import RingCentralTaskMixin, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import (
+    MAX_DEDUP_WINDOW,
+    MAX_PER_NUMBER_WAIT,
+    RingCentralTaskMixin,
+    check_hook_params,
+    seconds,
+)
 from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import (
     RingCentralConfigError,
@@ -29,11 +34,10 @@ from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context
 
-_MAX_PER_NUMBER_WAIT = timedelta(hours=1)
-_MAX_DEDUP_WINDOW = timedelta(days=7)
 MAX_ROUNDS = 10
 LABEL = "RingOut escalation"
 
@@ -114,9 +118,9 @@ class RingOutEscalationOperator(RingCentralTaskMixin, BaseOperator):
         self.to_numbers = to_numbers
         self.connect_to = connect_to
         self.caller_id = caller_id
-        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=_MAX_PER_NUMBER_WAIT)
-        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=_MAX_PER_NUMBER_WAIT)
-        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=_MAX_DEDUP_WINDOW)
+        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=MAX_PER_NUMBER_WAIT)
+        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=MAX_PER_NUMBER_WAIT)
+        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=MAX_DEDUP_WINDOW)
         if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
             raise RingCentralConfigError(f"rounds must be a whole number from 1 to {MAX_ROUNDS}; got {rounds!r}.")
         self.rounds = rounds
@@ -179,12 +183,8 @@ class RingOutEscalationOperator(RingCentralTaskMixin, BaseOperator):
     @staticmethod
     def _settle(lease: _dedup.Lease | None, progress: Progress | None) -> None:
         """Keep the claim for dedup_window if the escalation was delivered; else release it: the next alert rings."""
-        if lease is None:
-            return
-        if progress is not None and progress.delivered:
-            lease.deliver()
-        else:
-            lease.release()
+        if lease is not None:
+            lease.settle(progress is not None and progress.delivered)
 
     # --- execution -----------------------------------------------------------------------------------------
 

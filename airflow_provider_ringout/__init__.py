@@ -17,6 +17,88 @@ PORT_PLACEHOLDER = "443 (or your Server URL's port): Airflow 3.3.1-3.3.2's Test 
 JWT_FIELD = "jwt_token"
 
 
+def _connection_type() -> dict[str, Any]:
+    """The ``ringcentral`` connection type: the Connections form's labels, placeholders and extra fields."""
+    return {
+        "hook-class-name": "airflow_provider_ringout.hooks.ringcentral.RingCentralHook",
+        "hook-name": "RingCentral",
+        "connection-type": "ringcentral",
+        "ui-field-behaviour": {
+            # Port is shown: Airflow 3.3.1-3.3.2's Test button answers 400 for a connection stored
+            # without one (apache/airflow#73298). Airflow's form has no default value, so the placeholder
+            # says what to type and why; the hook drops the scheme's default port (443) from the URL.
+            "hidden-fields": ["schema"],
+            "relabeling": {
+                "host": "Server URL",
+                "login": "Client ID",
+                "password": "Client secret",
+                "port": "Port (for the Test button)",
+            },
+            "placeholders": {
+                "host": PRODUCTION_SERVER_URL,
+                "port": PORT_PLACEHOLDER,
+                "login": "RingCentral app client ID",
+                "password": "RingCentral app client secret",
+                JWT_FIELD: "eyJ... (JWT credential of the user who places the calls)",
+                "from_number": "+14155550100",
+            },
+        },
+        "conn-fields": {
+            JWT_FIELD: {
+                "label": "JWT",
+                "description": "JWT credential created in the RingCentral developer console.",
+                "schema": {"type": ["string", "null"], "format": "password"},
+            },
+            "from_number": {
+                "label": "Default From number",
+                "description": "E.164 number rung first when a task gives no from_number.",
+                "schema": {"type": ["string", "null"]},
+            },
+        },
+    }
+
+
+def _config() -> dict[str, Any]:
+    """The provider's ``[ringcentral]`` configuration section."""
+    return {
+        "ringcentral": {
+            "description": "Settings of the RingCentral RingOut provider.",
+            "options": {
+                "token_cache_dir": {
+                    "description": "Folder of the host-wide token cache and rate-limit state (mode 0700). "
+                    "Empty: ~/.cache/airflow-provider-ringout.",
+                    "version_added": "0.2.0",
+                    "type": "string",
+                    "example": "/var/cache/airflow-ringcentral",
+                    "default": "",
+                },
+                "shared_state": {
+                    "description": "Where the token and the rate budget are shared: 'file' (this host's "
+                    "token_cache_dir) or 'redis' (the whole cluster; needs the `redis` extra of airflow-provider-ringout).",
+                    "version_added": "0.2.0",
+                    "type": "string",
+                    "example": "redis",
+                    "default": "file",
+                },
+                "redis_conn_id": {
+                    "description": "The Airflow connection of type redis used when shared_state is 'redis'.",
+                    "version_added": "0.2.0",
+                    "type": "string",
+                    "example": "redis_default",
+                    "default": "redis_default",
+                },
+                "log_full_phone_numbers": {
+                    "description": "Log phone numbers whole instead of partly masked (+1******4567).",
+                    "version_added": "0.2.0",
+                    "type": "boolean",
+                    "example": "True",
+                    "default": "False",
+                },
+            },
+        }
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (read through the ``apache_airflow_provider`` entry point)."""
     return {
@@ -57,80 +139,6 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "notifications": ["airflow_provider_ringout.notifications.ringout.RingOutNotifier"],
-        "connection-types": [
-            {
-                "hook-class-name": "airflow_provider_ringout.hooks.ringcentral.RingCentralHook",
-                "hook-name": "RingCentral",
-                "connection-type": "ringcentral",
-                "ui-field-behaviour": {
-                    # Port is shown: Airflow 3.3.1-3.3.2's Test button answers 400 for a connection stored
-                    # without one (apache/airflow#73298). Airflow's form has no default value, so the placeholder
-                    # says what to type and why; the hook drops the scheme's default port (443) from the URL.
-                    "hidden-fields": ["schema"],
-                    "relabeling": {
-                        "host": "Server URL",
-                        "login": "Client ID",
-                        "password": "Client secret",
-                        "port": "Port (for the Test button)",
-                    },
-                    "placeholders": {
-                        "host": PRODUCTION_SERVER_URL,
-                        "port": PORT_PLACEHOLDER,
-                        "login": "RingCentral app client ID",
-                        "password": "RingCentral app client secret",
-                        JWT_FIELD: "eyJ... (JWT credential of the user who places the calls)",
-                        "from_number": "+14155550100",
-                    },
-                },
-                "conn-fields": {
-                    JWT_FIELD: {
-                        "label": "JWT",
-                        "description": "JWT credential created in the RingCentral developer console.",
-                        "schema": {"type": ["string", "null"], "format": "password"},
-                    },
-                    "from_number": {
-                        "label": "Default From number",
-                        "description": "E.164 number rung first when a task gives no from_number.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
-            }
-        ],
-        "config": {
-            "ringcentral": {
-                "description": "Settings of the RingCentral RingOut provider.",
-                "options": {
-                    "token_cache_dir": {
-                        "description": "Folder of the host-wide token cache and rate-limit state (mode 0700). "
-                        "Empty: ~/.cache/airflow-provider-ringout.",
-                        "version_added": "0.2.0",
-                        "type": "string",
-                        "example": "/var/cache/airflow-ringcentral",
-                        "default": "",
-                    },
-                    "shared_state": {
-                        "description": "Where the token and the rate budget are shared: 'file' (this host's "
-                        "token_cache_dir) or 'redis' (the whole cluster; needs the `redis` extra of airflow-provider-ringout).",
-                        "version_added": "0.2.0",
-                        "type": "string",
-                        "example": "redis",
-                        "default": "file",
-                    },
-                    "redis_conn_id": {
-                        "description": "The Airflow connection of type redis used when shared_state is 'redis'.",
-                        "version_added": "0.2.0",
-                        "type": "string",
-                        "example": "redis_default",
-                        "default": "redis_default",
-                    },
-                    "log_full_phone_numbers": {
-                        "description": "Log phone numbers whole instead of partly masked (+1******4567).",
-                        "version_added": "0.2.0",
-                        "type": "boolean",
-                        "example": "True",
-                        "default": "False",
-                    },
-                },
-            }
-        },
+        "connection-types": [_connection_type()],
+        "config": _config(),
     }

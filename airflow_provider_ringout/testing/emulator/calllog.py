@@ -329,7 +329,8 @@ class CallLog:
         self._waiting = [call for call in self._waiting if id(call) not in written]
         for _, call, ending in sorted(due, key=lambda item: (item[0], item[1].created)):
             seq = (self._entries[-1].seq if self._entries else 0) + 1
-            self._entries.append(_Entry(seq, call.created + self._wall_offset, self._record(call, ending)))
+            start = math.floor((call.created + self._wall_offset) * 1000) / 1000  # as startTime shows it
+            self._entries.append(_Entry(seq, start, self._record(call, ending)))
 
     def _record(self, call: Call, ending: Ending) -> dict[str, Any]:
         """The Detailed CallLogRecord of an ended call."""

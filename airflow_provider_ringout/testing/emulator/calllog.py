@@ -23,6 +23,7 @@ Only the standard library is used; all state is guarded by the emulator's lock.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import secrets
@@ -377,8 +378,8 @@ class CallLog:
 
     @staticmethod
     def _shown(entry: _Entry, view: str) -> dict[str, Any]:
-        """A copy of the record in ``view``: Simple has no legs and no Detailed-only fields."""
-        body = dict(entry.body)
+        """A deep copy of the record in ``view`` (Simple: no legs, no Detailed-only fields); callers may change it."""
+        body = copy.deepcopy(entry.body)
         if view != "Detailed":
             for detailed_only in ("legs", "lastModifiedTime", "internalType"):
                 body.pop(detailed_only, None)

@@ -124,3 +124,112 @@ def test_token_errors_follow_the_spec(
     assert response.status_code == 400
     check_token_form(response.request)
     openapi.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+
+
+# ------------------------------------------------------------------------------------------ the call log
+
+CALLLOG_SPEC = SPEC.with_name("openapi-calllog.yaml")
+needs_calllog_spec = pytest.mark.skipif(
+    not CALLLOG_SPEC.exists(), reason=f"RingCentral's call-log excerpt is not here ({CALLLOG_SPEC}); not checked"
+)
+CALL_LOG = "/restapi/v1.0/account/~/extension/~/call-log"
+OUTCOMES_BY_CALLEE = {
+    "+14155550181": Outcome.ANSWERED,
+    "+14155550182": Outcome.BUSY,
+    "+14155550183": Outcome.NO_ANSWER,
+    "+14155550184": Outcome.REJECTED,
+    "+14155550185": Outcome.VOICEMAIL,
+}
+NEVER_ANSWERS, VOICEMAIL_FROM = "+14155550186", "+14155550187"
+
+
+def calllog_openapi_for(server: str) -> Any:
+    """The call-log excerpt, pointed at ``server`` in memory."""
+    spec = yaml.safe_load(CALLLOG_SPEC.read_text())
+    spec["servers"] = [{"url": server}]
+    return openapi_core.OpenAPI.from_dict(spec)
+
+
+def bearer_session(emulator: RingCentralEmulator) -> requests.Session:
+    """A requests session with a token from the emulator's JWT grant."""
+    from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT
+
+    token = requests.post(
+        f"{emulator.url}/restapi/oauth/token",
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": TEST_JWT},
+        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
+        timeout=5,
+    ).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def log_every_ending(emulator: RingCentralEmulator, session: requests.Session) -> None:
+    """Calls that end every way the emulator logs: connected, busy, no answer, declined, voicemail (either leg),
+    cancelled, and the same numbers twice."""
+    ended = {"after": 0, "talk": 0, "linger": 30}
+    for to, outcome in OUTCOMES_BY_CALLEE.items():
+        emulator.script(to, outcome, **ended)
+    emulator.script(TO, Outcome.ANSWERED, **ended)
+    emulator.script(NEVER_ANSWERS, Outcome.NEVER_ANSWERS)
+    emulator.script_caller(VOICEMAIL_FROM, Outcome.VOICEMAIL, **ended)
+    ring_out = f"{emulator.url}/restapi/v1.0/account/~/extension/~/ring-out"
+    calls = [(FROM, to) for to in OUTCOMES_BY_CALLEE] + [
+        (VOICEMAIL_FROM, TO),
+        (FROM, TO),
+        (FROM, TO),
+        (FROM, NEVER_ANSWERS),
+    ]
+    for frm, to in calls:
+        response = session.post(ring_out, json={"from": {"phoneNumber": frm}, "to": {"phoneNumber": to}}, timeout=5)
+        assert response.status_code == 200
+    pending = response.json()["id"]
+    assert session.delete(f"{ring_out}/{pending}", timeout=5).status_code == 204
+
+
+@needs_calllog_spec
+def test_call_log_records_and_answers_follow_the_spec(
+    ringcentral_emulator_factory: Any,
+) -> None:
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    emulator = ringcentral_emulator_factory(call_log_delay=0)
+    session = bearer_session(emulator)
+    log_every_ending(emulator, session)
+    url = f"{emulator.url}{CALL_LOG}"
+    responses = [
+        session.get(url, params={"view": "Detailed", "perPage": 100}, timeout=5),
+        session.get(url, timeout=5),
+        session.get(url, params={"perPage": 2, "page": 2, "dateFrom": "2020-01-01T00:00:00.000Z"}, timeout=5),
+        session.get(url, params={"phoneNumber": FROM.lstrip("+"), "view": "Detailed"}, timeout=5),
+        session.get(url, params={"dateFrom": "not a date"}, timeout=5),
+    ]
+    full = session.get(f"{url}-sync", params={"syncType": "FSync", "recordCount": 3, "view": "Detailed"}, timeout=5)
+    token = full.json()["syncInfo"]["syncToken"]
+    responses += [full, session.get(f"{url}-sync", params={"syncType": "ISync", "syncToken": token}, timeout=5)]
+    denied = ringcentral_emulator_factory(scope="ReadAccounts RingOut")
+    responses.append(bearer_session(denied).get(f"{denied.url}{CALL_LOG}", timeout=5))
+
+    specs: dict[str, Any] = {}  # one loaded spec per emulator: parsing the excerpt is the slow part
+    for response in responses:
+        server = response.url.split("/restapi")[0]
+        if server not in specs:
+            specs[server] = calllog_openapi_for(server)
+        openapi = specs[server]
+        request = RequestsOpenAPIRequest(response.request)
+        if response.status_code == 200:
+            openapi.validate_request(request)
+        openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 400, 200, 200, 403]
+
+    spec = yaml.safe_load(CALLLOG_SPEC.read_text())
+    record_schema = OAS30Validator(
+        inline_refs(spec["components"]["schemas"]["CallLogRecord"], spec), format_checker=oas30_format_checker
+    )
+    records = responses[0].json()["records"]
+    for record in records:
+        record_schema.validate(record)
+    assert len(records) == len(OUTCOMES_BY_CALLEE) + 4  # and the first-leg voicemail, TO twice, the cancelled call
+    leg_types = {leg["legType"] for record in records for leg in record["legs"]}
+    assert leg_types == {"RingOutWebToCaller", "RingOutWebToSubscriber"}

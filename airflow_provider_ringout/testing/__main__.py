@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ringout.testing.emulator import CallScript, Outcome, RingCentralEmulator
+from airflow_provider_ringout.testing.emulator.calllog import DEFAULT_CALL_LOG_DELAY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-window", type=float, default=60.0, help="rate-limit window seconds (default 60)")
     parser.add_argument("--rate-penalty", type=float, default=None, help="penalty seconds (default: the window)")
     parser.add_argument("--max-sessions", type=int, default=5, help="parallel OAuth sessions kept (default 5)")
-    parser.add_argument("--scope", default="ReadAccounts RingOut", help="scope granted to tokens")
+    parser.add_argument("--scope", default="ReadAccounts RingOut ReadCallLog", help="scope granted to tokens")
+    parser.add_argument(
+        "--call-log-delay",
+        type=float,
+        default=DEFAULT_CALL_LOG_DELAY,
+        help=f"seconds from a call's end to its call-log record (default {DEFAULT_CALL_LOG_DELAY}; RingCentral: 15-30)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -67,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_penalty=args.rate_penalty,
         max_sessions=args.max_sessions,
         verbose=args.verbose,
+        call_log_delay=args.call_log_delay,
     )
     stopping = threading.Event()
 

@@ -1,5 +1,5 @@
 """
-A local RingCentral emulator: a real HTTP server on loopback that speaks the RingOut and OAuth endpoints.
+A local RingCentral emulator: a real HTTP server on loopback that speaks the RingOut, call-log and OAuth endpoints.
 
 It exists so that the hook, operator, sensor and trigger can be tested end to end, over real sockets, against
 the behaviour RingCentral documents: the JWT grant with HTTP Basic client auth, the five-session cap, token
@@ -12,6 +12,7 @@ One module a job, each owned by :class:`RingCentralEmulator` (``core``) as a sma
 - ``wire``: the response type, RingCentral's error bodies, body parsing
 - ``routes``: which endpoint (request kind) a method and path reach
 - ``calls``: call scripts, outcomes and timelines, the RingOut sessions and endpoints
+- ``calllog``: the call-log records written after each call ends, ``call-log`` and ``call-log-sync``
 - ``oauth``: the token and revoke endpoints, bearer checks, the session cap and evictions
 - ``throttling``: rate buckets, RingCentral's real limits, penalties and ``X-Rate-Limit-*`` headers
 - ``faults``: injected faults and their canned answers
@@ -23,7 +24,7 @@ The server (``ThreadingHTTPServer``: a daemon accept thread, one thread per conn
 standard library is used. A control plane under ``/_emulator/`` (no auth, not recorded) lets a test in another
 process drive an emulator started by the CLI:
 
-- ``GET health``, ``GET requests``, ``GET tokens``, ``GET sessions``
+- ``GET health``, ``GET requests``, ``GET tokens``, ``GET sessions``, ``GET call-log`` (Detailed records, newest first)
 - ``POST script`` ``{"to_number": "+1..."|null, "outcome": "busy", "after": 1, "talk": 30, "linger": 5}`` (or
   ``"from_number"`` instead of ``"to_number"``: how the person on the first leg answers)
 - ``POST faults`` ``{"fault": "503", "method": "POST", "path": "ring-out-create", "times": 1, ...params}``

@@ -19,6 +19,7 @@ from airflow_provider_ringout.testing.emulator.wire import Response, invalid_par
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
 
 UNKNOWN_CALL_STATUS = "SomethingNew2027"
 
@@ -164,6 +165,8 @@ class _RingOut:
     override: Status | None = None
     cancelled: bool = False
     reads: int = 0  # status reads (GETs) answered so far, for CallScript.vanish_after_reads
+    cancelled_at: float | None = None  # when a DELETE stopped it (the call log's end of the call)
+    by_caller: bool = False  # its script is the first leg's (``script_caller``): how the ``from`` phone answers
 
     def status(self, now: float) -> Status | None:
         """Current statuses, or None when the session no longer exists."""
@@ -254,6 +257,7 @@ class CallDesk:
         self._scripts: dict[str, CallScript] = {}
         self._caller_scripts: dict[str, CallScript] = {}
         self._ringouts: dict[str, _RingOut] = {}
+        self._on_create: list[Callable[[_RingOut], None]] = []
 
     # ----------------------------------------------------------------------------------------- scripts
 
@@ -269,6 +273,11 @@ class CallDesk:
         """Script calls whose first leg is ``from_number``; it wins over the callee's script."""
         with self._lock:
             self._caller_scripts[from_number] = script
+
+    def on_create(self, listener: Callable[[_RingOut], None]) -> None:
+        """Call ``listener`` with every new session, under the lock (the call log follows each call to its end)."""
+        with self._lock:
+            self._on_create.append(listener)
 
     def set_status(self, ringout_id: str, call: str, caller: str, callee: str) -> None:
         """Force a session's three statuses from now on; KeyError for an unknown id."""
@@ -323,8 +332,11 @@ class CallDesk:
                 from_number=order.from_number,
                 to_number=order.to_number,
                 play_prompt=order.play_prompt,
+                by_caller=order.from_number in self._caller_scripts,
             )
             self._ringouts[session.id] = session
+            for listener in self._on_create:
+                listener(session)
             status = session.status(now) or _ALL_IN_PROGRESS
         return self._status_body(session, account, extension, status)
 
@@ -349,6 +361,7 @@ class CallDesk:
             call, caller, _ = status
             if caller != _OK and call not in (_OK, _FIN):
                 session.cancelled = True
+                session.cancelled_at = time.monotonic()
         return Response(204)
 
     def _script_for(self, order: _Order) -> CallScript:

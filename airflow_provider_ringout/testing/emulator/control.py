@@ -80,6 +80,8 @@ class ControlPlane:
             return emulator.issued_tokens
         if route == "sessions":
             return {rid: info.as_dict() for rid, info in emulator.sessions.items()}
+        if route == "call-log":
+            return emulator.call_log.records()
         return None
 
     def _act(self, route: str, payload: dict[str, Any]) -> dict[str, bool] | None:

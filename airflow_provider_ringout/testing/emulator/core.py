@@ -14,6 +14,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_ringout import JWT_FIELD
 from airflow_provider_ringout.testing.emulator import httpd
+from airflow_provider_ringout.testing.emulator.calllog import (
+    CALL_LOG_KINDS,
+    CALL_LOG_PERMISSIONS,
+    DEFAULT_CALL_LOG_DELAY,
+    CallLog,
+)
 from airflow_provider_ringout.testing.emulator.calls import CallDesk, CallScript, Outcome, SessionInfo
 from airflow_provider_ringout.testing.emulator.control import ControlPlane, is_control_path
 from airflow_provider_ringout.testing.emulator.faults import Fault, FaultPlan
@@ -38,7 +44,8 @@ class RingCentralEmulator:
 
     Use it as a context manager or call start()/stop(). Script calls with :meth:`script`, break things with
     :meth:`inject`, and inspect what clients sent through :attr:`requests` and :meth:`count`. The settings
-    (``jwt``, ``token_ttl``, ``rate_limits``, ...) are plain attributes, read at every request.
+    (``jwt``, ``token_ttl``, ``rate_limits``, ...) are plain attributes, read at every request. :attr:`call_log`
+    holds the call-log records (``call_log.records()``; ``call_log.delay`` is ``call_log_delay``, changeable).
     """
 
     DEFAULT_RATE_LIMITS: ClassVar[dict[str, int]] = dict(REAL_RATE_LIMITS)
@@ -52,7 +59,7 @@ class RingCentralEmulator:
         client_secret: str = TEST_CLIENT_SECRET,
         jwt: str = TEST_JWT,
         token_ttl: float = 3600,
-        scope: str = "ReadAccounts RingOut",
+        scope: str = "ReadAccounts RingOut ReadCallLog",
         default_script: CallScript = _DEFAULT_SCRIPT,
         rate_limits: dict[str, int] | None = None,
         rate_window: float = 60.0,
@@ -60,6 +67,7 @@ class RingCentralEmulator:
         max_sessions: int = 5,
         max_recorded: int = 100_000,
         verbose: bool = False,
+        call_log_delay: float = DEFAULT_CALL_LOG_DELAY,
     ) -> None:
         """
         Configure; nothing listens until start(). ``rate_limits=None`` turns rate limiting off.
@@ -87,6 +95,7 @@ class RingCentralEmulator:
         self._server: httpd.Server | None = None
         self._thread: threading.Thread | None = None
         self._calls = CallDesk(self, self._lock, default_script)
+        self.call_log = CallLog(self, self._lock, self._calls.on_create, call_log_delay)
         self._oauth = OAuthServer(self, self._lock)
         self._limiter = RateLimiter(self, self._lock)
         self._faults = FaultPlan(self._lock)
@@ -223,6 +232,7 @@ class RingCentralEmulator:
         """Back to the freshly-constructed state: record, scripts, faults, sessions, tokens, rate state, JWT flag."""
         with self._lock:
             self._calls.reset()
+            self.call_log.reset()
             self._oauth.reset()
             self._log.clear()
             self._faults.clear()
@@ -320,9 +330,11 @@ class RingCentralEmulator:
             return self._oauth.revoke(headers, {**record.query, **(record.form or {})})
         if kind == "other" or match is None:
             return not_found("path")
-        denied = self._oauth.authorize(headers)
+        denied = self._oauth.authorize(headers, CALL_LOG_PERMISSIONS.get(kind, "RingOut"))
         if denied is not None:
             return denied
+        if kind in CALL_LOG_KINDS:
+            return self.call_log.answer(kind, match.group(1), match.group(2), record.query)
         account, extension, ringout_id = match.group(1), match.group(2), match.group(3)
         if kind == "ring-out-create":
             return self._calls.create(account, extension, record.json)

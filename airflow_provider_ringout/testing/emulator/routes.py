@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 
-REQUEST_KINDS = ("token", "revoke", "ring-out-create", "ring-out-get", "ring-out-delete", "other")
+from airflow_provider_ringout.testing.emulator.calllog import CALL_LOG_KINDS, route_call_log
+
+REQUEST_KINDS = ("token", "revoke", "ring-out-create", "ring-out-get", "ring-out-delete", *CALL_LOG_KINDS, "other")
 KIND_METHOD = {
     "token": "POST",
     "revoke": "POST",
     "ring-out-create": "POST",
     "ring-out-get": "GET",
     "ring-out-delete": "DELETE",
+    **dict.fromkeys(CALL_LOG_KINDS, "GET"),
 }
 KIND_ALIASES: dict[str, frozenset[str]] = {
     "any": frozenset(REQUEST_KINDS),
@@ -35,6 +38,8 @@ def route(method: str, path: str) -> tuple[str, re.Match[str] | None]:
     oauth_kind = _OAUTH_PATHS.get(path)
     if oauth_kind is not None:
         return (oauth_kind if method == "POST" else "other"), None
+    if call_log := route_call_log(method, path):
+        return call_log
     match = _RING_OUT_PATH.fullmatch(path)
     if match is None:
         return "other", None

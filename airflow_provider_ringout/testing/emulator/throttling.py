@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from airflow_provider_ringout.testing.emulator.calllog import CALL_LOG_KINDS
 from airflow_provider_ringout.testing.emulator.wire import Response, basic_credentials, rate_exceeded
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ RATE_GROUPS = {
     "ring-out-create": "Heavy",
     "ring-out-delete": "Heavy",
     "ring-out-get": "Light",
+    **dict.fromkeys(CALL_LOG_KINDS, "Heavy"),
 }
 
 

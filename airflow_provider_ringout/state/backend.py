@@ -1,86 +1,53 @@
 """
-Which shared state a hook uses: ``[ringcentral] shared_state = file`` (host-wide files) or ``redis`` (cluster-wide).
+The token cache and rate pacer of a credential on the configured shared state (:mod:`.config`): the host's files
+(``file``) or the cluster's Redis (``redis``), and what the connection's Test button says about it.
 
 The access token is sealed at rest by either backend. ``redis`` is imported only when chosen; a Redis that cannot
-be used makes the Redis backend fall back to the host's files (see :mod:`._redis_state`).
+be used makes the Redis backend fall back to the host's files (see :mod:`.redis`). Alert claims pick their store
+the same way, in :mod:`.claims`.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.hooks._shared_state import RatePacer, TokenCache
+from airflow_provider_ringout.state.config import REDIS_FIX, SharedState, configured_backend
+from airflow_provider_ringout.state.pacer import RatePacer
+from airflow_provider_ringout.state.sealing import TokenSealer
+from airflow_provider_ringout.state.tokens import TokenCache
 
 if TYPE_CHECKING:
-    from airflow_provider_ringout.hooks._redis_state import RedisRatePacer, RedisTokenCache
-    from airflow_provider_ringout.hooks._shared_state import StateDir
-    from airflow_provider_ringout.hooks.ringcentral import RingCentralCredentials
-    from airflow_provider_ringout.notifications._dedup import FileClaims, RedisClaims
-
-DEFAULT_REDIS_CONN_ID = "redis_default"
-# What to do when Redis cannot be used: said once by the fallback warning, and by the connection's Test button.
-REDIS_FIX = (
-    "to fix it, create the Airflow connection {conn_id!r} (type redis) or set [ringcentral] redis_conn_id to "
-    "yours, and make that Redis reachable from every Airflow host; or set [ringcentral] shared_state = file"
-)
-CLAIMS_NAMESPACE = "alert-claims"  # alert claims are per incident, not per credential (as in the host's files)
+    from airflow_provider_ringout.state.files import StateDir
+    from airflow_provider_ringout.state.redis import RedisRatePacer, RedisTokenCache
 
 
-class SharedState(str, Enum):
-    """Values of ``[ringcentral] shared_state``."""
+class Credential(Protocol):
+    """What the state needs of a connection's credentials (the hook's ``RingCentralCredentials``)."""
 
-    FILE = "file"
-    REDIS = "redis"
+    @property
+    def cache_key(self) -> str: ...
 
+    @property
+    def client_secret(self) -> str: ...
 
-def configured_backend() -> tuple[SharedState, str]:
-    """``[ringcentral] shared_state`` and ``redis_conn_id``; an unknown backend is a clear configuration error."""
-    from airflow.providers.common.compat.sdk import conf
-
-    raw = (conf.get("ringcentral", "shared_state", fallback="") or SharedState.FILE.value).strip().lower()
-    try:
-        backend = SharedState(raw)
-    except ValueError:
-        raise RingCentralConfigError(
-            f"[ringcentral] shared_state must be 'file' or 'redis', not {raw!r}; "
-            "set AIRFLOW__RINGCENTRAL__SHARED_STATE to one of them"
-        ) from None
-    conn_id = (conf.get("ringcentral", "redis_conn_id", fallback="") or DEFAULT_REDIS_CONN_ID).strip()
-    return backend, conn_id
+    @property
+    def jwt(self) -> str: ...
 
 
 def shared_state(
-    state: StateDir, credentials: RingCentralCredentials
+    state: StateDir, credentials: Credential
 ) -> tuple[TokenCache | RedisTokenCache, RatePacer | RedisRatePacer]:
     """The token cache and rate pacer of ``credentials``, on the configured backend."""
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
-
     key = credentials.cache_key
     sealer = TokenSealer(key, credentials.client_secret, credentials.jwt)
     tokens, pacer = TokenCache(state, key, sealer), RatePacer(state, key)
     backend, conn_id = configured_backend()
     if backend is SharedState.FILE:
         return tokens, pacer
-    from airflow_provider_ringout.hooks._redis_state import RedisLink, RedisRatePacer, RedisTokenCache
+    from airflow_provider_ringout.state.redis import RedisLink, RedisRatePacer, RedisTokenCache
 
     link = RedisLink(conn_id, key)
     return RedisTokenCache(tokens, link, sealer), RedisRatePacer(pacer, link)
-
-
-def claim_store(state: StateDir) -> FileClaims | RedisClaims:
-    """Where alert claims (``dedup_key``) live, on the configured backend; the host's files back Redis up."""
-    from airflow_provider_ringout.notifications._dedup import FileClaims
-
-    files = FileClaims(state)
-    backend, conn_id = configured_backend()
-    if backend is SharedState.FILE:
-        return files
-    from airflow_provider_ringout.hooks._redis_state import RedisLink
-    from airflow_provider_ringout.notifications._dedup import RedisClaims
-
-    return RedisClaims(RedisLink(conn_id, CLAIMS_NAMESPACE), files)
 
 
 def describe_shared_state(tokens: TokenCache | RedisTokenCache) -> str:
@@ -96,7 +63,7 @@ def describe_shared_state(tokens: TokenCache | RedisTokenCache) -> str:
             "Shared state: this host's files ([ringcentral] shared_state = file): logins and the rate budget are "
             "shared by the tasks of one host only."
         )
-    from airflow_provider_ringout.hooks._redis_state import RedisTokenCache, RedisUnavailable, _client
+    from airflow_provider_ringout.state.redis import RedisTokenCache, RedisUnavailable, _client
 
     if not isinstance(tokens, RedisTokenCache):  # pragma: no cover (the backend was read just now)
         return "Shared state: this host's files."

@@ -27,11 +27,7 @@ def load_progress(state: StateDir, key: str) -> Mapping[str, Any] | None:
 
 
 def save_progress(state: StateDir, key: str, progress: Mapping[str, Any]) -> bool:
-    """
-    Save ``progress`` under ``key`` (as the newest entry); whether it is in the folder now.
-
-    :raises OSError: only from the lock; a write that fails turns the folder unusable (and returns False).
-    """
+    """Save ``progress`` under ``key`` (as the newest entry); whether it is in the folder (a failed write says no)."""
     with state.locked(PROGRESS_FILE):
         data = state.read(PROGRESS_FILE) or {}
         data.pop(key, None)  # re-inserted last: the newest entries are kept

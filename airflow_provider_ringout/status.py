@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_ringout._process import process_cache
+
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +59,7 @@ GONE_VALUE = "nosessionfound"
 PENDING_VALUES = frozenset({"inprogress", "unknown"})
 KNOWN_VALUES = CONNECTED_CALL_VALUES | FAILURE_VALUES | PENDING_VALUES | {GONE_VALUE}
 
-_reported_unknown: set[str] = set()
+_reported_unknown: set[str] = process_cache(__name__, "_reported_unknown", set())  # values said once
 
 
 @dataclass(frozen=True)

@@ -40,19 +40,15 @@ KILL_REDIS_AFTER = 3.0  # seconds into the last round (calls placed, waiting); -
 def task_process(index: int, rounds: list[tuple[int, Barrier]], commands: Any, results: Any) -> None:
     """One task process, reused for every round it takes part in (index < K); each round is a new task."""
     quiet_logs()
-    from airflow_provider_ringout.hooks import _redis_state
-    from airflow_provider_ringout.hooks._redis_state import RedisLink
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+    from airflow_provider_ringout.state import reset_process_state
     from airflow_provider_ringout.status import RingOutState
 
     for k, barrier in rounds:
         if index >= k:
             continue
         os.environ.update(commands.get())
-        TokenCache._memory.clear()
-        _redis_state._clients.clear()
-        RedisLink._down_until.clear()
+        reset_process_state()  # a new task process: no token, Redis client or fallback in memory
         hook = RingCentralHook()
         hook.credentials  # noqa: B018 - read the connection before the start line, as a task does
         barrier.wait()

@@ -42,8 +42,8 @@ def task_process(index: int, rounds: list[tuple[int, Barrier]], commands: Any, r
     connection and cache folder; then everyone waits on the round's barrier, places a call and polls it.
     """
     quiet_logs()
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+    from airflow_provider_ringout.state.tokens import TokenCache
     from airflow_provider_ringout.status import RingOutState
 
     for n, barrier in rounds:

@@ -35,8 +35,8 @@ class FakeTI(SimpleNamespace):
 
 
 def run_pair(answer_after: float, poll: float) -> dict[str, Any]:
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
     from airflow_provider_ringout.operators.ringout import RingOutOperator
+    from airflow_provider_ringout.state.tokens import TokenCache
     from airflow_provider_ringout.testing import CallScript, RingCentralEmulator
 
     emulator = RingCentralEmulator(default_script=CallScript(after=answer_after, talk=600, linger=60)).start()

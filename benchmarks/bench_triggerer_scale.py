@@ -107,7 +107,7 @@ async def phase(kind: str, ids: list[str], base_url: str) -> dict[str, Any]:
         from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
         if kind == "triggers-stubbed-pacer":  # diagnostic only: what a trigger costs without the pacer's file I/O
-            from airflow_provider_ringout.hooks._shared_state import RatePacer
+            from airflow_provider_ringout.state.pacer import RatePacer
 
             RatePacer.reserve = lambda self, group: 0.0  # type: ignore[method-assign]
             RatePacer.observe = lambda self, group, headers, penalty=None: None  # type: ignore[method-assign]

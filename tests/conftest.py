@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own token cache folder and a clean in-process token memory."""
+"""Shared fixtures: every test gets its own token cache folder and starts with none of the provider's process state."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 @pytest.fixture(autouse=True)
 def isolated_token_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private token cache per test, so no test rides on another's token or rate-limit state."""
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
+    """
+    A private token cache per test, and every process-wide cache emptied before and after it (tokens, pacer state,
+    Redis clients, alert claims, warnings said once), so no test rides on another's state.
+    """
+    from airflow_provider_ringout.state import reset_process_state
 
     cache = tmp_path / "token-cache"
     monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR", str(cache))
-    TokenCache._memory.clear()
+    reset_process_state()
     yield cache
-    TokenCache._memory.clear()
+    reset_process_state()

@@ -19,9 +19,9 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_ringout.exceptions import RingOutOutcomeUnknownError
-from airflow_provider_ringout.hooks._shared_state import Token
-from airflow_provider_ringout.hooks._token_crypto import TokenSealer
 from airflow_provider_ringout.operators.ringout import RingOutOperator
+from airflow_provider_ringout.state.sealing import TokenSealer
+from airflow_provider_ringout.state.tokens import Token
 from airflow_provider_ringout.status import RingOutState, RingOutWatch
 from tests.task_context import task_context
 

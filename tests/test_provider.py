@@ -131,7 +131,7 @@ def test_parsing_a_dag_imports_no_oauth_http_session_or_emulator_module() -> Non
 def test_get_conn_is_an_authorised_session(
     ringcentral_conn_env: RingCentralEmulator, isolated_token_cache: Path
 ) -> None:
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
+    from airflow_provider_ringout.state.tokens import TokenCache
 
     session = RingCentralHook().get_conn()
     url = f"{ringcentral_conn_env.url}/restapi/v1.0/account/~/extension/~/ring-out"

@@ -19,8 +19,8 @@ import requests
 from airflow_provider_ringout import PRODUCTION_SERVER_URL
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralAuthError
 from airflow_provider_ringout.hooks._connection import is_loopback
-from airflow_provider_ringout.hooks._shared_state import Token
 from airflow_provider_ringout.hooks._transport import guard_response, loads_json
+from airflow_provider_ringout.state.tokens import Token
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

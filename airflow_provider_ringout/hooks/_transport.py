@@ -31,7 +31,9 @@ from airflow_provider_ringout.exceptions import (
     RingCentralRateLimitError,
     RingOutUnconfirmedError,
 )
-from airflow_provider_ringout.hooks._shared_state import MAX_WAIT, URGENT_LOCK_WAIT, capped_wait, urgent
+from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
+from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT as MAX_WAIT
+from airflow_provider_ringout.state.pacer import capped_wait
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping

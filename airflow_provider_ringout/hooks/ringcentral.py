@@ -49,14 +49,6 @@ from airflow_provider_ringout.hooks._ringout import (
     ringout_path,
     status_body,
 )
-from airflow_provider_ringout.hooks._shared_state import (
-    RatePacer,
-    StateDir,
-    Token,
-    TokenCache,
-    bounded_waits,
-    default_cache_dir,
-)
 from airflow_provider_ringout.hooks._transport import (
     RATE_LIMIT_BUDGET,
     Answer,
@@ -72,6 +64,7 @@ from airflow_provider_ringout.hooks._transport import (
     within_wait,
 )
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.state.files import StateDir, bounded_waits, default_cache_dir
 from airflow_provider_ringout.status import (
     CancelOutcome,
     RingOutState,
@@ -87,7 +80,9 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from airflow_provider_ringout.hooks._redis_state import RedisRatePacer, RedisTokenCache
+    from airflow_provider_ringout.state.pacer import RatePacer
+    from airflow_provider_ringout.state.redis import RedisRatePacer, RedisTokenCache
+    from airflow_provider_ringout.state.tokens import Token, TokenCache
 
 __all__ = [
     "JWT_GRANT",
@@ -205,7 +200,7 @@ class RingCentralHook(BaseHook):
     @cached_property
     def _shared(self) -> tuple[TokenCache | RedisTokenCache, RatePacer | RedisRatePacer]:
         """Token cache and pacer on ``[ringcentral] shared_state`` (host files or Redis); the token sealed at rest."""
-        from airflow_provider_ringout.hooks._backend import shared_state
+        from airflow_provider_ringout.state.backend import shared_state
 
         return shared_state(self._state, self.credentials)
 
@@ -556,7 +551,7 @@ class RingCentralHook(BaseHook):
                 f"(granted: {token.scope or 'nothing'}). Add 'RingOut' to the app's permissions in the "
                 "RingCentral developer console, then test again."
             )
-        from airflow_provider_ringout.hooks._backend import describe_shared_state
+        from airflow_provider_ringout.state.backend import describe_shared_state
 
         return True, (
             f"Connected to {creds.server_url} as extension {token.owner_id or 'unknown'}; "

@@ -29,8 +29,9 @@ from airflow_provider_ringout._task_mixin import (
 )
 from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.notifications import _budget, _dedup
+from airflow_provider_ringout.notifications import _budget
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.state import claims as _dedup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
@@ -289,7 +290,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         The host-wide state folder the claims live in (the hook's; None if it cannot be opened) and the
         connection's claim secret; None if the connection cannot be read (the alert then fails on it).
         """
-        from airflow_provider_ringout.hooks._token_crypto import claim_secret
+        from airflow_provider_ringout.state.sealing import claim_secret
 
         try:
             credentials = self.hook.credentials

@@ -29,8 +29,8 @@ from airflow_provider_ringout.exceptions import (
     RingOutFailedError,
     RingOutOutcomeUnknownError,
 )
-from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.state import claims as _dedup
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

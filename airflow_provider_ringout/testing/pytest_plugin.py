@@ -4,7 +4,10 @@ pytest fixtures for the RingCentral emulator (registered through the ``pytest11`
 ``ringcentral_emulator`` is a started emulator with fast call timelines (answer after 0.3 s, talk 1 s, linger
 2 s); ``ringcentral_emulator_factory`` builds more with any constructor settings (rate limits, token TTL, ...);
 ``ringcentral_conn_env`` also points ``AIRFLOW_CONN_RINGCENTRAL_DEFAULT`` at the emulator. Everything is
-stopped at teardown. The emulator module is imported only when a fixture runs, to keep pytest start-up cheap.
+stopped at teardown. Each test that uses them starts and ends with none of the provider's process state (tokens
+in memory, pacer state, alert claims, warnings said once: ``airflow_provider_ringout.state.reset_process_state``),
+so no test rides on an earlier test's emulator. The emulator module is imported only when a fixture runs, to keep
+pytest start-up cheap.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ FAST_AFTER, FAST_TALK, FAST_LINGER = 0.3, 1.0, 2.0
 @pytest.fixture
 def ringcentral_emulator_factory() -> Iterator[Callable[..., RingCentralEmulator]]:
     """A function ``make(**settings)`` that starts an emulator (fast timeline unless ``default_script`` given)."""
+    from airflow_provider_ringout.state import reset_process_state
     from airflow_provider_ringout.testing.emulator import CallScript, RingCentralEmulator
 
+    reset_process_state()
     started: list[RingCentralEmulator] = []
 
     def make(**settings: Any) -> RingCentralEmulator:
@@ -41,6 +46,7 @@ def ringcentral_emulator_factory() -> Iterator[Callable[..., RingCentralEmulator
     finally:
         for emulator in started:
             emulator.stop()
+        reset_process_state()
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ stored when the task deferred and never updates; progress made since then would 
 start over and ring the first engineer again. So the trigger saves its :class:`Progress` after each step (before
 each POST, after it, after each call's outcome) in the hook's host-wide state folder (the same private 0700
 folder, flock-guarded JSON, that holds the token cache and the alert claims), under a key of the task instance and
-its try (``progress_key``), and a rebuilt trigger reads it first:
+its try (``progress_key``; the file is kept by :mod:`airflow_provider_ringout.state.progress`), and a rebuilt
+trigger reads it first:
 
 - a call recorded as over is not rung again in that round;
 - a call placed but not yet resolved (its RingOut id saved) is watched on until its saved deadline, then
@@ -50,6 +51,7 @@ from airflow_provider_ringout.escalation import (
 )
 from airflow_provider_ringout.exceptions import RingOutError
 from airflow_provider_ringout.phone import mask_phone_number
+from airflow_provider_ringout.state.progress import load_progress, save_progress
 from airflow_provider_ringout.status import RingOutState, RingOutWatch, classify
 from airflow_provider_ringout.triggers.ringout import CANCEL_TIMEOUT
 
@@ -58,11 +60,9 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_ringout.hooks._shared_state import StateDir
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+    from airflow_provider_ringout.state.files import StateDir
 
-PROGRESS_FILE = "escalations"
-MAX_SAVED = 1024  # bounded: the oldest escalations' progress is dropped first
 LABEL = "RingOut escalation"
 
 
@@ -156,9 +156,8 @@ class RingOutEscalationTrigger(BaseTrigger):
 
     def _load(self, state: StateDir) -> None:
         """Go on from the progress a previous run of this trigger saved, if any."""
-        with state.locked(PROGRESS_FILE):
-            saved = (state.read(PROGRESS_FILE) or {}).get(self.progress_key)
-        if not isinstance(saved, Mapping):
+        saved = load_progress(state, self.progress_key)
+        if saved is None:
             return
         try:
             self.progress = Progress.from_dict(saved, self.numbers)
@@ -176,14 +175,7 @@ class RingOutEscalationTrigger(BaseTrigger):
     def _save(self, state: StateDir) -> None:
         """Save the progress (numbers as positions); a failure is said once and the escalation goes on."""
         try:
-            with state.locked(PROGRESS_FILE):
-                data = state.read(PROGRESS_FILE) or {}
-                data.pop(self.progress_key, None)  # re-inserted last: the newest entries are kept
-                data[self.progress_key] = self.progress.to_dict(numbers=False)
-                while len(data) > MAX_SAVED:
-                    del data[next(iter(data))]
-                state.write(PROGRESS_FILE, data)
-            saved = state.usable
+            saved = save_progress(state, self.progress_key, self.progress.to_dict(numbers=False))
         except Exception as exc:
             saved, why = False, f"{type(exc).__name__}: {exc}"
         else:

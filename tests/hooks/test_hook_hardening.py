@@ -21,8 +21,8 @@ from airflow_provider_ringout.exceptions import (
     RingCentralConfigError,
     RingCentralRateLimitError,
 )
-from airflow_provider_ringout.hooks import _shared_state
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook, normalize_server_url
+from airflow_provider_ringout.state import pacer, tokens
 from airflow_provider_ringout.status import RingOutState
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 
@@ -114,7 +114,7 @@ def test_huge_retry_after_is_capped(
     with pytest.raises(RingCentralRateLimitError):
         RingCentralHook(rate_limit_budget=0).get_status(ringout_id)
     blocked_until = json.loads(_rate_file(isolated_token_cache, hook).read_text())["Light"]["blocked_until"]
-    assert blocked_until - started <= _shared_state.MAX_WAIT + 1  # five minutes, not a day
+    assert blocked_until - started <= pacer.MAX_RATE_LIMIT_WAIT + 1  # five minutes, not a day
 
 
 def test_unparseable_retry_after_means_the_default(
@@ -159,7 +159,8 @@ def test_wall_clock_stepped_back_after_a_penalty(
     real_time = time.time
     stepped = SimpleNamespace(**{name: getattr(time, name) for name in ("monotonic", "sleep")})
     stepped.time = lambda: real_time() - 120  # an NTP step back of two minutes
-    monkeypatch.setattr(_shared_state, "time", stepped)
+    monkeypatch.setattr(pacer, "time", stepped)
+    monkeypatch.setattr(tokens, "time", stepped)
     done = threading.Event()
 
     def read() -> None:

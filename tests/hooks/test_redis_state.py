@@ -24,10 +24,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.hooks import _redis_state, _transport
-from airflow_provider_ringout.hooks._redis_state import RedisLink, RedisRatePacer, RedisTokenCache
-from airflow_provider_ringout.hooks._shared_state import RatePacer, StateDir, Token, TokenCache
+from airflow_provider_ringout.hooks import _transport
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+from airflow_provider_ringout.state import redis as redis_state
+from airflow_provider_ringout.state import reset_process_state
+from airflow_provider_ringout.state.files import StateDir
+from airflow_provider_ringout.state.pacer import RatePacer
+from airflow_provider_ringout.state.redis import RedisLink, RedisRatePacer, RedisTokenCache
+from airflow_provider_ringout.state.tokens import Token, TokenCache
 from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT, CallScript, RingCentralEmulator
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
 
@@ -41,22 +45,18 @@ pytestmark = pytest.mark.skipif(
 
 TO, FROM = "+14155550123", "+14155550100"
 FAST = CallScript(after=0.3, talk=2, linger=5)
-REDIS_LOGGER = "airflow_provider_ringout.hooks._redis_state"
+REDIS_LOGGER = "airflow_provider_ringout.state.redis"
 
 
 @pytest.fixture
 def redis_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
-    """A fresh redis-server, chosen as the shared state; every per-process Redis memory forgotten."""
-    _redis_state._clients.clear()
-    _redis_state._warned.clear()
-    RedisLink._down_until.clear()
+    """A fresh redis-server, chosen as the shared state; every per-process memory forgotten before and after."""
+    reset_process_state()
     with RedisServer() as server:
         monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", server.url)
         monkeypatch.setenv("AIRFLOW__RINGCENTRAL__SHARED_STATE", "redis")
         yield server
-    _redis_state._clients.clear()
-    _redis_state._warned.clear()
-    RedisLink._down_until.clear()
+    reset_process_state()
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_401_seen_by_every_host_renews_once(
 
 
 def test_renewal_ahead_of_expiry_by_one_holder(redis_server: RedisServer, tmp_path: Path) -> None:
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+    from airflow_provider_ringout.state.sealing import TokenSealer
 
     key = "r" * 32
     sealer = TokenSealer(key, "secret", "jwt")
@@ -246,9 +246,10 @@ def test_urgent_cancel_waits_on_another_hosts_login_lock_two_seconds_at_most(
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
-from airflow_provider_ringout.hooks._redis_state import RedisLink, RedisTokenCache
-from airflow_provider_ringout.hooks._shared_state import StateDir, TokenCache
-from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+from airflow_provider_ringout.state.redis import RedisLink, RedisTokenCache
+from airflow_provider_ringout.state.files import StateDir
+from airflow_provider_ringout.state.tokens import TokenCache
+from airflow_provider_ringout.state.sealing import TokenSealer
 
 folder = Path(sys.argv[1])
 sealer = TokenSealer("d" * 32, "secret", "jwt")
@@ -267,7 +268,7 @@ def test_a_login_lock_owner_killed_mid_login_stalls_the_others_a_few_seconds_at_
     redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The owner renews its short-lived lock while it logs in; SIGKILLed, its lock lapses and a waiter logs in."""
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+    from airflow_provider_ringout.state.sealing import TokenSealer
 
     script = tmp_path / "holder.py"
     script.write_text(LOCK_HOLDER)
@@ -296,7 +297,7 @@ def test_a_login_lock_owner_killed_mid_login_stalls_the_others_a_few_seconds_at_
         while not (tmp_path / "logging-in").exists() and holder.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert (tmp_path / "logging-in").exists(), "the holder never took the login lock"
-        assert 0 < client.pttl(lock) <= _redis_state.LOCK_TTL * 1000  # a short expiry...
+        assert 0 < client.pttl(lock) <= redis_state.LOCK_TTL * 1000  # a short expiry...
         seen = client.pttl(lock)
         while client.pttl(lock) <= seen and time.monotonic() < deadline:  # ...that its live owner renews
             seen = min(seen, client.pttl(lock))
@@ -342,7 +343,7 @@ def test_a_renewal_never_overwrites_a_newer_token_another_host_stored(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """The store after a login is a compare-and-set over what was read: a newer token stored meanwhile stays."""
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+    from airflow_provider_ringout.state.sealing import TokenSealer
 
     key = "c" * 32
     sealer = TokenSealer(key, "secret", "jwt")
@@ -362,7 +363,7 @@ def test_a_renewal_never_overwrites_a_newer_token_another_host_stored(
 
 
 def test_redis_dying_during_the_login_costs_no_second_login(redis_server: RedisServer, tmp_path: Path) -> None:
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+    from airflow_provider_ringout.state.sealing import TokenSealer
 
     key = "d" * 32
     sealer = TokenSealer(key, "secret", "jwt")
@@ -528,7 +529,7 @@ def test_file_backend_imports_nothing_of_redis(emulator: RingCentralEmulator, tm
         "from airflow_provider_ringout.hooks.ringcentral import RingCentralHook\n"
         f"RingCentralHook(token_cache_dir={str(tmp_path / 'x')!r}).place_ringout(to_number={TO!r})\n"
         "assert not [m for m in sys.modules if m == 'redis' or m.startswith('redis.')]\n"
-        "assert 'airflow_provider_ringout.hooks._redis_state' not in sys.modules\n"
+        "assert 'airflow_provider_ringout.state.redis' not in sys.modules\n"
     )
     env = {**os.environ, "AIRFLOW__RINGCENTRAL__SHARED_STATE": "file"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

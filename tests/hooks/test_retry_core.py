@@ -20,9 +20,9 @@ import pytest
 import requests
 
 from airflow_provider_ringout.exceptions import RingCentralAPIError
-from airflow_provider_ringout.hooks._shared_state import MAX_WAIT
 from airflow_provider_ringout.hooks._transport import Attempts, is_connect_failure, rate_limit_wait
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT
 from airflow_provider_ringout.testing import CallScript
 
 if TYPE_CHECKING:
@@ -97,17 +97,17 @@ def unnamed(message: str) -> str:
 
 
 def test_429_waits_grow_with_full_jitter_and_are_capped() -> None:
-    """Retry-After plus a random extra from 0 up to Retry-After doubled per earlier 429; never past MAX_WAIT."""
+    """Retry-After plus a random extra from 0 up to Retry-After doubled per earlier 429; never past the cap."""
     rng = random.Random(7)
     waits = {n: [rate_limit_wait(60.0, n, rng) for _ in range(400)] for n in range(1, 7)}
     for n, drawn in waits.items():
-        assert all(60.0 <= w <= min(MAX_WAIT, 60.0 + 60.0 * 2 ** (n - 1)) for w in drawn)
+        assert all(60.0 <= w <= min(MAX_RATE_LIMIT_WAIT, 60.0 + 60.0 * 2 ** (n - 1)) for w in drawn)
         assert len(set(drawn)) == len(drawn)  # jittered: hosts that got the same 429 do not resend together
     tops = [max(waits[n]) for n in (1, 2, 3)]
     assert tops[0] < 120 < tops[1] < 180 < tops[2]  # the spread doubles with each further 429
-    assert max(waits[6]) == pytest.approx(MAX_WAIT, abs=5) and max(waits[6]) <= MAX_WAIT
+    assert max(waits[6]) == pytest.approx(MAX_RATE_LIMIT_WAIT, abs=5) and max(waits[6]) <= MAX_RATE_LIMIT_WAIT
     assert 0 <= rate_limit_wait(0.0, 1, rng) <= 1.0  # no Retry-After to grow from: 1 s to start with
-    assert rate_limit_wait(MAX_WAIT, 3, rng) == MAX_WAIT
+    assert rate_limit_wait(MAX_RATE_LIMIT_WAIT, 3, rng) == MAX_RATE_LIMIT_WAIT
 
 
 class _Answer:
@@ -129,7 +129,7 @@ def test_429s_are_resent_past_max_attempts_spread_out_and_within_the_budget() ->
     """max_attempts (2 here) bounds 5xx and connect failures; 429s go on, each wait longer on average."""
     core = attempts()
     waits = [core.after_answer(_Answer()) for _ in range(12)]
-    assert all(w is not None and 2.0 <= w <= MAX_WAIT for w in waits)
+    assert all(w is not None and 2.0 <= w <= MAX_RATE_LIMIT_WAIT for w in waits)
     assert len(set(waits)) == len(waits)
     assert max(waits[8:]) > max(waits[:2])  # type: ignore[type-var]
     assert attempts(rate_limit_budget=0).after_answer(_Answer()) is None  # no budget: the 429 is final

@@ -24,13 +24,13 @@ from airflow_provider_ringout.exceptions import (
     RingCentralRateLimitError,
     RingOutUnconfirmedError,
 )
-from airflow_provider_ringout.hooks._shared_state import TokenCache
 from airflow_provider_ringout.hooks.ringcentral import (
     RingCentralHook,
     normalize_server_url,
     parse_connection,
     parse_error_body,
 )
+from airflow_provider_ringout.state.tokens import TokenCache
 from airflow_provider_ringout.status import CancelOutcome, RingOutState
 from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT, CallScript, Outcome, RingCentralEmulator
 

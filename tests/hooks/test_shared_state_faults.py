@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ringout.hooks._shared_state import StateDir
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+from airflow_provider_ringout.state.files import StateDir
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 
 TO, FROM = "+14155550199", "+14155550100"
@@ -200,7 +200,7 @@ _KILL_SCRIPT = textwrap.dedent(
     """
     import dataclasses, logging, os, signal, sys, time
     from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
-    from airflow_provider_ringout.hooks._shared_state import TokenCache
+    from airflow_provider_ringout.state.tokens import TokenCache
     from airflow_provider_ringout.status import RingOutWatch
 
     class Task(RingCentralTaskMixin):

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ringout.hooks._token_crypto import claim_secret
-from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
+from airflow_provider_ringout.state import claims as _dedup
+from airflow_provider_ringout.state.sealing import claim_secret
 from airflow_provider_ringout.testing import CallScript, Outcome
 from tests.notifications.test_ringout_alert_design import REPO
 from tests.notifications.test_ringout_notifier import (
@@ -37,20 +37,11 @@ from tests.notifications.test_ringout_notifier import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from airflow_provider_ringout.testing import RingCentralEmulator
 
 __all__ = ["logs"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_claims(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's claim memory and warnings forgotten (as in a new process)."""
-    monkeypatch.setattr(_dedup, "_memory", _dedup.MemoryClaims())
-    _dedup._warned.clear()
-    yield
-    _dedup._warned.clear()
 
 
 def claims_file(folder: Path) -> dict[str, Any]:
@@ -138,7 +129,7 @@ import sys, time
 from pathlib import Path
 from types import SimpleNamespace
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-from airflow_provider_ringout.notifications import _dedup
+from airflow_provider_ringout.state import claims as _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 
 run_id, folder = sys.argv[1], Path(sys.argv[2])
@@ -197,9 +188,9 @@ def test_a_holder_killed_while_engineer_1_rings_loses_the_claim_and_a_later_aler
 
 CLAIM_ID = """
 import sys
-from airflow_provider_ringout.hooks._token_crypto import claim_secret
+from airflow_provider_ringout.state.sealing import claim_secret
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-from airflow_provider_ringout.notifications._dedup import claim_id
+from airflow_provider_ringout.state.claims import claim_id
 
 credentials = RingCentralHook().credentials
 print(claim_id(sys.argv[1], claim_secret(credentials.client_secret, credentials.jwt)))

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ringout.hooks._shared_state import StateDir, TokenCache
-from airflow_provider_ringout.notifications import _dedup
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
+from airflow_provider_ringout.state import claims as _dedup
+from airflow_provider_ringout.state import reset_process_state
+from airflow_provider_ringout.state.files import StateDir
+from airflow_provider_ringout.state.tokens import TokenCache
 from airflow_provider_ringout.testing import CallScript, Outcome
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
 from tests.hooks.test_redis_state import REDIS_LOGGER, redis_server
@@ -45,11 +47,9 @@ CLAIM_KEY = re.compile(rb"ringout:\{alert-claims\}:claim:[0-9a-f]{32}")
 @pytest.fixture
 def claims_in_redis(redis_server: RedisServer) -> Iterator[RedisServer]:
     """Redis chosen as the shared state, and this process's claim memory and warnings forgotten."""
-    _dedup._memory = _dedup.MemoryClaims()
-    _dedup._warned.clear()
+    reset_process_state()
     yield redis_server
-    _dedup._memory = _dedup.MemoryClaims()
-    _dedup._warned.clear()
+    reset_process_state()
 
 
 def on_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Path:

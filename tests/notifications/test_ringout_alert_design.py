@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.notifications import _budget, _dedup
+from airflow_provider_ringout.notifications import _budget
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
+from airflow_provider_ringout.state import claims as _dedup
 from airflow_provider_ringout.testing import CallScript, Outcome
 from tests.notifications.test_ringout_notifier import FIRST, FROM, SECOND, THIRD, created, logs, make_context
 
@@ -290,7 +291,6 @@ def test_an_unusable_state_folder_degrades_to_this_process_with_one_warning(
     blocker = isolated_token_cache.parent / "a-file-not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR", str(blocker / "cache"))
-    _dedup._warned.clear()
     notifier = RingOutNotifier(to_numbers=[FIRST], from_number=FROM)
     run = make_context()
 

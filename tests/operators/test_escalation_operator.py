@@ -18,8 +18,9 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, TaskDeferr
 from airflow_provider_ringout.exceptions import RingCentralConfigError, RingOutFailedError
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.operators.escalation import RingOutEscalationOperator
+from airflow_provider_ringout.state.progress import PROGRESS_FILE
 from airflow_provider_ringout.testing import CallScript, Outcome
-from airflow_provider_ringout.triggers.escalation import PROGRESS_FILE, RingOutEscalationTrigger
+from airflow_provider_ringout.triggers.escalation import RingOutEscalationTrigger
 from tests.notifications.test_ringout_alert_design import BRIDGE, rung_first, session_of
 from tests.notifications.test_ringout_notifier import FIRST, SECOND, THIRD, logs, make_context
 from tests.task_context import finish_deferral

@@ -1,10 +1,11 @@
 """
 Access tokens at rest, sealed with AES-GCM under a key only the connection's holder can derive.
 
-The key is HKDF-SHA256 (:func:`derive_key`, which also keys alert claim ids, with its own label) over the client secret and the JWT (salted with the credential's cache key), so a reader
-of the token cache folder or of Redis who lacks the connection learns nothing usable: not the token, and not
-whether two records hold the same one (every seal has a fresh nonce). The record is bound to its credential by
-the cache key as associated data, so a record copied under another credential's name does not open.
+The key is HKDF-SHA256 (:func:`derive_key`, which also keys alert claim ids, with its own label) over the client
+secret and the JWT (salted with the credential's cache key), so a reader of the token cache folder or of Redis
+who lacks the connection learns nothing usable: not the token, and not whether two records hold the same one
+(every seal has a fresh nonce). The record is bound to its credential by the cache key as associated data, so a
+record copied under another credential's name does not open.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from airflow_provider_ringout.hooks._shared_state import Token
+from airflow_provider_ringout.state.tokens import Token
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,7 +38,7 @@ def derive_key(client_secret: str, jwt: str, *, salt: bytes, info: bytes) -> byt
 
 
 def claim_secret(client_secret: str, jwt: str) -> bytes:
-    """The key of alert claim ids (see ``notifications/_dedup.py``): the same for one connection on every host."""
+    """The key of alert claim ids (see :mod:`.claims`): the same for one connection on every host."""
     return derive_key(client_secret, jwt, salt=b"", info=_CLAIM_INFO)
 
 

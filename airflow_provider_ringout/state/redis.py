@@ -1,10 +1,10 @@
 """
 Cluster-wide state in Redis (``[ringcentral] shared_state = redis``): one token and one rate budget per credential.
 
-The same interface as the host-wide files of :mod:`._shared_state` (:class:`TokenCache`, :class:`RatePacer`),
+The same interface as the host-wide files (:class:`.tokens.TokenCache`, :class:`.pacer.RatePacer`),
 for Airflow clusters whose task processes run on several hosts (Celery workers, Kubernetes pods):
 
-- Token: a sealed record (AES-GCM, see :mod:`._token_crypto`) under ``ringout:{<credential hash>}:token`` with a
+- Token: a sealed record (AES-GCM, see :mod:`.sealing`) under ``ringout:{<credential hash>}:token`` with a
   TTL of the token's lifetime. A login happens under a Redis lock (``SET NX PX`` with a random owner value,
   released only by its owner) with a short expiry (:data:`LOCK_TTL`) that its owner renews while it logs in, so
   a host that dies holding it stalls the others a few seconds at most. Other hosts wait for the token (saying
@@ -34,13 +34,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, TokenCache, urgent
+from airflow_provider_ringout._process import process_cache
+from airflow_provider_ringout.state.config import REDIS_FIX
+from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
+from airflow_provider_ringout.state.tokens import TokenCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from airflow_provider_ringout.hooks._shared_state import RatePacer, Token
-    from airflow_provider_ringout.hooks._token_crypto import TokenSealer
+    from airflow_provider_ringout.state.pacer import RatePacer
+    from airflow_provider_ringout.state.sealing import TokenSealer
+    from airflow_provider_ringout.state.tokens import Token
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,9 @@ LOGIN_WAIT = 95.0  # a live owner's login (even one waiting out the Auth penalty
 TOKEN_POLL = 0.1  # seconds between looks at Redis while another host logs in
 WAITER_STALE = 25.0  # a queued caller not seen for this long gave up (callers re-ask at least every 10 s)
 
-_clients: dict[str, Any] = {}
+_clients: dict[str, Any] = process_cache(__name__, "_clients", {})  # conn id -> its client
 _clients_guard = threading.Lock()
-_warned: set[str] = set()
+_warned: set[str] = process_cache(__name__, "_warned", set())  # conn ids whose fallback was said
 
 
 class RedisUnavailable(Exception):
@@ -101,7 +105,8 @@ class RedisLink:
     :param key: the credential's cache key; every Redis key is namespaced by it (a hash tag, for Redis Cluster).
     """
 
-    _down_until: ClassVar[dict[str, float]] = {}
+    # conn id -> when (monotonic) this process tries Redis again after a failure
+    _down_until: ClassVar[dict[str, float]] = process_cache(__name__, "RedisLink._down_until", {})
 
     def __init__(self, conn_id: str, key: str) -> None:
         self.conn_id = conn_id
@@ -134,8 +139,6 @@ class RedisLink:
         self._down_until[self.conn_id] = time.monotonic() + RETRY_REDIS_AFTER
         if self.conn_id not in _warned:
             _warned.add(self.conn_id)
-            from airflow_provider_ringout.hooks._backend import REDIS_FIX
-
             log.warning(
                 "[ringcentral] shared_state = redis, but Redis ([ringcentral] redis_conn_id = %r) cannot be used "
                 "(%s); using this host's files instead: logins, the rate budget and alert grouping are shared "

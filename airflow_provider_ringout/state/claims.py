@@ -15,7 +15,7 @@ scripts, Redis's clock, a copy in the host's files for when Redis dies), and :cl
 process alone with one WARNING: an alert may then ring twice, never not at all.
 
 Claim ids are an HMAC-SHA256 of the key under a secret derived from the connection's client secret and JWT
-(:func:`hooks._token_crypto.claim_secret`): the same connection computes the same id on every host, and a reader
+(:func:`.sealing.claim_secret`): the same connection computes the same id on every host, and a reader
 of Redis or of the state folder cannot test guesses of a key (which may hold phone numbers) against them.
 """
 
@@ -34,17 +34,20 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout.exceptions import RingCentralConfigError
+from airflow_provider_ringout.state.config import SharedState, configured_backend
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_ringout.hooks._redis_state import RedisLink
-    from airflow_provider_ringout.hooks._shared_state import StateDir
+    from airflow_provider_ringout.state.files import StateDir
+    from airflow_provider_ringout.state.redis import RedisLink
 
 log = logging.getLogger(__name__)
 
 CLAIMS_FILE = "alert-claims"
+CLAIMS_NAMESPACE = "alert-claims"  # in Redis: claims are per incident, not per credential (as in the host's files)
 MAX_CLAIMS = 4096  # bounded, so a long-lived host never grows the file or the memory
 # Added to per_number_timeout for a lease: placing a call (a login, a pacer wait, a 429) fits inside it.
 LEASE_MARGIN = 15.0
@@ -134,6 +137,14 @@ class MemoryClaims:
         with self._lock:
             return _update(self._claims, ident, owner, action, seconds, time.monotonic())
 
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    def clear(self) -> None:
+        """Forget every claim (see :func:`airflow_provider_ringout.state.reset_process_state`)."""
+        with self._lock:
+            self._claims.clear()
+
 
 class FileClaims:
     """Claims shared by every process of the host through a :class:`StateDir` (wall-clock expiries)."""
@@ -196,7 +207,7 @@ class RedisClaims:
     Redis backend's one WARNING per process says so). Every change made in Redis is copied to the host's files
     too, so the host still groups its alerts, and the owner can still deliver or release, if Redis dies later.
 
-    :param link: the Redis connection (and the switch to the files while Redis fails), see ``hooks/_redis_state.py``.
+    :param link: the Redis connection (and the switch to the files while Redis fails), see :mod:`.redis`.
     :param files: the host's claims, used while Redis fails.
     """
 
@@ -210,7 +221,7 @@ class RedisClaims:
 
     def take(self, ident: str, owner: str, seconds: float) -> Held | None:
         """See :meth:`ClaimStore.take`; raises ``OSError`` only when Redis and the host's folder both fail."""
-        from airflow_provider_ringout.hooks._redis_state import RedisUnavailable
+        from airflow_provider_ringout.state.redis import RedisUnavailable
 
         try:
             with self.link.guard() as redis:
@@ -226,7 +237,7 @@ class RedisClaims:
 
     def update(self, ident: str, owner: str, action: _Action, seconds: float) -> bool:
         """See :meth:`ClaimStore.update`."""
-        from airflow_provider_ringout.hooks._redis_state import RedisUnavailable
+        from airflow_provider_ringout.state.redis import RedisUnavailable
 
         value = "" if action is _Action.RELEASE else f"{owner}|{'D' if action is _Action.DELIVER else 'L'}"
         try:
@@ -243,18 +254,25 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-def _shared_store(state: StateDir) -> ClaimStore:
-    """The claim store of ``[ringcentral] shared_state``; the host's files if the setting is invalid."""
-    from airflow_provider_ringout.hooks._backend import claim_store
-
+def claim_store(state: StateDir) -> FileClaims | RedisClaims:
+    """
+    Where alert claims (``dedup_key``) live, on ``[ringcentral] shared_state``; the host's files back Redis up, and
+    hold the claims when the setting is invalid.
+    """
+    files = FileClaims(state)
     try:
-        return claim_store(state)
+        backend, conn_id = configured_backend()
     except RingCentralConfigError:  # the hook refuses the setting, naming it, before any call is placed
-        return FileClaims(state)
+        return files
+    if backend is SharedState.FILE:
+        return files
+    from airflow_provider_ringout.state.redis import RedisLink
+
+    return RedisClaims(RedisLink(conn_id, CLAIMS_NAMESPACE), files)
 
 
-_memory = MemoryClaims()
-_warned: set[str] = set()
+_memory = process_cache(__name__, "_memory", MemoryClaims())  # this process's claims, always kept
+_warned: set[str] = process_cache(__name__, "_warned", set())  # state folders whose fallback was said
 _warned_lock = threading.Lock()
 
 
@@ -318,7 +336,7 @@ class Lease:
         if not self._shared or self._state is None:
             return
         try:
-            _shared_store(self._state).update(self.claim_id, self._owner, action, seconds)
+            claim_store(self._state).update(self.claim_id, self._owner, action, seconds)
         except OSError as exc:
             _degraded(self._state, exc)
 
@@ -357,7 +375,7 @@ def acquire(key: str, *, window: float, lease: float, state: StateDir | None, se
     :param window: seconds the claim is kept once delivered (``dedup_window``).
     :param lease: seconds the claim holds before it is renewed (about one ``per_number_timeout``).
     :param state: the host-wide state folder (also the fallback of Redis), or None to use this process alone.
-    :param secret: the connection's claim secret (:func:`hooks._token_crypto.claim_secret`).
+    :param secret: the connection's claim secret (:func:`.sealing.claim_secret`).
     """
     ident = claim_id(key, secret)
     owner = secrets.token_hex(16)
@@ -367,7 +385,7 @@ def acquire(key: str, *, window: float, lease: float, state: StateDir | None, se
     shared = False
     if state is not None:
         try:
-            held = _shared_store(state).take(ident, owner, lease)
+            held = claim_store(state).take(ident, owner, lease)
         except OSError as exc:
             _degraded(state, exc)
         else:

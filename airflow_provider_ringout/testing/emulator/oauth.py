@@ -138,8 +138,8 @@ class OAuthServer:
                     sessions.remove(session)
         return Response(200)
 
-    def authorize(self, headers: Message) -> Response | None:
-        """Check the bearer token and the RingOut permission; None when the call may proceed."""
+    def authorize(self, headers: Message, permission: str | None) -> Response | None:
+        """Check the bearer token and the app ``permission`` the endpoint needs; None when the call may proceed."""
         auth = headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -151,8 +151,8 @@ class OAuthServer:
                 return token_invalid()
             if time.monotonic() - session.issued >= self._settings.token_ttl:
                 return token_invalid("OAU-128")
-        if "RingOut" not in self._settings.scope.split():
-            message = "In order to call this API endpoint, application needs to have [RingOut] permission"
+        if permission is not None and permission not in self._settings.scope.split():
+            message = f"In order to call this API endpoint, application needs to have [{permission}] permission"
             return api_error(403, "CMN-401", message, top_code="InsufficientPermissions")
         return None
 

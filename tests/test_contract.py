@@ -1,8 +1,9 @@
 """
-Contract: the hook's requests and the emulator's answers, checked against RingCentral's OpenAPI excerpt.
+Contract: the hook's requests, the emulator's answers and the endpoint table, checked against RingCentral's OpenAPI
+excerpts.
 
-The spec lives in ``../shared/ringcentral/openapi-ringout.yaml`` beside the repository and is read at test time,
-never copied; where it is absent the whole module skips with the reason.
+The specs live in ``../shared/ringcentral/openapi-ringout.yaml`` and ``openapi-calllog.yaml`` beside the
+repository and are read at test time, never copied; where they are absent the whole module skips with the reason.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_ringout.exceptions import RingCentralAPIError
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 
 pytestmark = pytest.mark.contract
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "ringcentral" / "openapi-ringout.yaml"
-if not SPEC.exists():
-    pytest.skip(f"RingCentral's OpenAPI excerpt is not here ({SPEC}); contract not checked", allow_module_level=True)
+CALL_LOG_SPEC = SPEC.with_name("openapi-calllog.yaml")
+for _spec in (SPEC, CALL_LOG_SPEC):
+    if not _spec.exists():
+        pytest.skip(
+            f"RingCentral's OpenAPI excerpt is not here ({_spec}); contract not checked", allow_module_level=True
+        )
 
 yaml = pytest.importorskip("yaml")
 openapi_core = pytest.importorskip("openapi_core")
@@ -58,9 +65,9 @@ def check_token_form(request: requests.PreparedRequest) -> None:
     assert request.headers["Authorization"].startswith("Basic ")
 
 
-def openapi_for(server: str) -> Any:
+def openapi_for(server: str, path: Path = SPEC) -> Any:
     """The spec, pointed at ``server`` in memory; its undeclared OauthBasicScheme is declared as HTTP basic."""
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = yaml.safe_load(path.read_text())
     spec["servers"] = [{"url": server}]
     spec["components"]["securitySchemes"].setdefault("OauthBasicScheme", {"type": "http", "scheme": "basic"})
     return openapi_core.OpenAPI.from_dict(spec)
@@ -124,3 +131,34 @@ def test_token_errors_follow_the_spec(
     assert response.status_code == 400
     check_token_form(response.request)
     openapi.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+
+
+def test_every_row_of_the_endpoint_table_is_the_specs() -> None:
+    """Each endpoint's method and path exist in the spec, with the spec's throttling group and app permission."""
+    paths = {**yaml.safe_load(SPEC.read_text())["paths"], **yaml.safe_load(CALL_LOG_SPEC.read_text())["paths"]}
+    for endpoint in Endpoint:
+        operation = paths[endpoint.rules.path][endpoint.method.lower()]
+        assert operation["x-throttling-group"] == endpoint.group, endpoint
+        assert operation.get("x-app-permission") == endpoint.permission, endpoint
+
+
+def test_call_log_requests_and_answers_follow_the_spec(
+    ringcentral_conn_env: RingCentralEmulator, exchanges: list[requests.Response]
+) -> None:
+    """``request()`` on the call-log rows sends what the spec accepts; the emulator answers what it declares."""
+    ringcentral_conn_env.scope = "ReadAccounts RingOut ReadCallLog"
+    openapi = openapi_for(ringcentral_conn_env.url, CALL_LOG_SPEC)
+    hook = RingCentralHook()
+    query = {"view": "Detailed", "perPage": 20, "direction": "Outbound", "phoneNumber": "14155550199"}
+    hook.request(Endpoint.CALL_LOG, params={**query, "dateFrom": "2026-12-06T10:00:00.000Z"})
+    full = hook.request(Endpoint.CALL_LOG_SYNC, params={"syncType": "FSync", "recordCount": 10})
+    hook.request(Endpoint.CALL_LOG_SYNC, params={"syncType": "ISync", "syncToken": full["syncInfo"]["syncToken"]})
+    with pytest.raises(RingCentralAPIError):
+        hook.request(Endpoint.CALL_LOG, params={"view": "Everything"})
+    api = [r for r in exchanges if not r.request.path_url.startswith("/restapi/oauth/")]
+    for response in api:
+        request = RequestsOpenAPIRequest(response.request)
+        if response.status_code == 200:
+            openapi.validate_request(request)
+        openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert [r.status_code for r in api] == [200, 200, 200, 400]

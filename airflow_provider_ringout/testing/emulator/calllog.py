@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_ringout.testing.emulator.identity import TEST_ACCOUNT_ID, TEST_EXTENSION_ID
-from airflow_provider_ringout.testing.emulator.wire import Response, invalid_parameter, json_response
+from airflow_provider_ringout.testing.emulator.wire import Response, invalid_parameter, json_response, not_found
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,8 +49,19 @@ class CallLog:
         extension = TEST_EXTENSION_ID if params["extensionId"] == "~" else params["extensionId"]
         return f"{self._site.url}/restapi/v1.0/account/{account}/extension/{extension}/{tail}"
 
+    @staticmethod
+    def _unknown_owner(params: Mapping[str, str]) -> Response | None:
+        """404 for an account or extension other than the test user's ("~" or its id), as RingCentral answers."""
+        for name, known in (("accountId", TEST_ACCOUNT_ID), ("extensionId", TEST_EXTENSION_ID)):
+            if params[name] not in ("~", known):
+                return not_found(name)
+        return None
+
     def records(self, params: Mapping[str, str], query: Mapping[str, str]) -> Response:
         """GET .../call-log: a CallLogResponse with no records (``perPage`` 1-1000 or "max", ``page`` >= 1)."""
+        unknown = self._unknown_owner(params)
+        if unknown is not None:
+            return unknown
         raw_per_page = query.get("perPage")
         per_page = MAX_PER_PAGE if raw_per_page == "max" else _positive(query, "perPage", DEFAULT_PER_PAGE)
         page = _positive(query, "page", 1)
@@ -70,6 +81,9 @@ class CallLog:
 
     def sync(self, params: Mapping[str, str], query: Mapping[str, str]) -> Response:
         """GET .../call-log-sync: a CallLogSyncResponse with no records; ISync needs the ``syncToken`` of a sync."""
+        unknown = self._unknown_owner(params)
+        if unknown is not None:
+            return unknown
         sync_type = query.get("syncType", "FSync")
         if sync_type not in SYNC_TYPES:
             return invalid_parameter("syncType")

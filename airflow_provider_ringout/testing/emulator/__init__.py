@@ -1,5 +1,6 @@
 """
-A local RingCentral emulator: a real HTTP server on loopback that speaks the RingOut and OAuth endpoints.
+A local RingCentral emulator: a real HTTP server on loopback that speaks the endpoints of the hook's endpoint table
+(RingOut, OAuth, the call log).
 
 It exists so that the hook, operator, sensor and trigger can be tested end to end, over real sockets, against
 the behaviour RingCentral documents: the JWT grant with HTTP Basic client auth, the five-session cap, token
@@ -10,8 +11,9 @@ One module a job, each owned by :class:`RingCentralEmulator` (``core``) as a sma
 
 - ``httpd``: the threaded HTTP server and handler (read a request, write or drop the answer)
 - ``wire``: the response type, RingCentral's error bodies, body parsing
-- ``routes``: which endpoint (request kind) a method and path reach
+- ``routes``: which endpoint (request kind) a method and path reach, from ``hooks.endpoints`` (one table)
 - ``calls``: call scripts, outcomes and timelines, the RingOut sessions and endpoints
+- ``calllog``: the call-log endpoints (an empty log)
 - ``oauth``: the token and revoke endpoints, bearer checks, the session cap and evictions
 - ``throttling``: rate buckets, RingCentral's real limits, penalties and ``X-Rate-Limit-*`` headers
 - ``faults``: injected faults and their canned answers

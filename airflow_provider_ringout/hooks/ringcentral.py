@@ -146,7 +146,7 @@ class RingCentralHook(RingOutCalls):
 
         :param endpoint: the endpoint, or its name (``"call-log"``).
         :param path_params: values of the path's placeholders (``accountId`` and ``extensionId`` default to ``~``).
-        :param params: query parameters.
+        :param params: query parameters (``True``/``False`` are sent as ``true``/``false``).
         :param json: the JSON body.
         :return: the decoded JSON body; None for an answer without body (204) or a 404 the endpoint reads as
             "gone".
@@ -155,7 +155,8 @@ class RingCentralHook(RingOutCalls):
             endpoint may not be resent and the request may have been processed.
         """
         endpoint, path = self._request_target(endpoint, path_params)
-        return decode_json(self._api(endpoint, path, json_body=json, params=params), endpoint, path)
+        answer = self._api(endpoint, path, json_body=json, params=self._query(params))
+        return decode_json(answer, endpoint, path)
 
     async def arequest(
         self,
@@ -167,7 +168,7 @@ class RingCentralHook(RingOutCalls):
     ) -> Any:
         """Async :meth:`request` (httpx; never blocks the event loop on the network or a lock)."""
         endpoint, path = self._request_target(endpoint, path_params)
-        answer = await self._aapi(endpoint, path, json_body=json, params=params)
+        answer = await self._aapi(endpoint, path, json_body=json, params=self._query(params))
         return decode_json(answer, endpoint, path)
 
     @staticmethod
@@ -182,6 +183,13 @@ class RingCentralHook(RingOutCalls):
                 f"{endpoint.value!r} takes the app's client credentials; the hook logs in by itself."
             )
         return endpoint, endpoint.path(path_params)
+
+    @staticmethod
+    def _query(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Query values as RingCentral reads them, the same from both clients (requests would send ``True``)."""
+        if params is None:
+            return None
+        return {key: str(value).lower() if isinstance(value, bool) else value for key, value in params.items()}
 
     # --- Test button ---------------------------------------------------------------------------------
 

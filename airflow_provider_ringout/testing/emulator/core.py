@@ -1,6 +1,8 @@
 """
 :class:`RingCentralEmulator`: settings, lifecycle, the public test API, and the request pipeline that hands each
-request to the collaborator owning its job (calls, OAuth, throttling, faults, record, control plane).
+request to the collaborator owning its job (calls, call log, OAuth, throttling, faults, record, control plane).
+Each endpoint of the hook's table (``hooks/endpoints.py``) has one handler here (:meth:`_endpoint_handlers`); its
+route, rate group and permission come from the table.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """
-Contract: the hook's requests and the emulator's answers, checked against RingCentral's OpenAPI excerpt.
+Contract: the hook's requests, the emulator's answers and the endpoint table, checked against RingCentral's OpenAPI
+excerpts.
 
-The spec lives in ``../shared/ringcentral/openapi-ringout.yaml`` beside the repository and is read at test time,
-never copied; where it is absent the whole module skips with the reason.
+The specs live in ``../shared/ringcentral/openapi-ringout.yaml`` and ``openapi-calllog.yaml`` beside the
+repository and are read at test time, never copied; where they are absent the whole module skips with the reason.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_ringout.exceptions import RingCentralAPIError
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 
 pytestmark = pytest.mark.contract
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "ringcentral" / "openapi-ringout.yaml"
-if not SPEC.exists():
-    pytest.skip(f"RingCentral's OpenAPI excerpt is not here ({SPEC}); contract not checked", allow_module_level=True)
+CALL_LOG_SPEC = SPEC.with_name("openapi-calllog.yaml")
+for _spec in (SPEC, CALL_LOG_SPEC):
+    if not _spec.exists():
+        pytest.skip(
+            f"RingCentral's OpenAPI excerpt is not here ({_spec}); contract not checked", allow_module_level=True
+        )
 
 yaml = pytest.importorskip("yaml")
 openapi_core = pytest.importorskip("openapi_core")
@@ -58,9 +65,9 @@ def check_token_form(request: requests.PreparedRequest) -> None:
     assert request.headers["Authorization"].startswith("Basic ")
 
 
-def openapi_for(server: str) -> Any:
+def openapi_for(server: str, path: Path = SPEC) -> Any:
     """The spec, pointed at ``server`` in memory; its undeclared OauthBasicScheme is declared as HTTP basic."""
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = yaml.safe_load(path.read_text())
     spec["servers"] = [{"url": server}]
     spec["components"]["securitySchemes"].setdefault("OauthBasicScheme", {"type": "http", "scheme": "basic"})
     return openapi_core.OpenAPI.from_dict(spec)
@@ -126,12 +133,39 @@ def test_token_errors_follow_the_spec(
     openapi.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
 
 
+def test_every_row_of_the_endpoint_table_is_the_specs() -> None:
+    """Each endpoint's method and path exist in the spec, with the spec's throttling group and app permission."""
+    paths = {**yaml.safe_load(SPEC.read_text())["paths"], **yaml.safe_load(CALL_LOG_SPEC.read_text())["paths"]}
+    for endpoint in Endpoint:
+        operation = paths[endpoint.rules.path][endpoint.method.lower()]
+        assert operation["x-throttling-group"] == endpoint.group, endpoint
+        assert operation.get("x-app-permission") == endpoint.permission, endpoint
+
+
+def test_call_log_requests_and_answers_follow_the_spec(
+    ringcentral_conn_env: RingCentralEmulator, exchanges: list[requests.Response]
+) -> None:
+    """``request()`` on the call-log rows sends what the spec accepts; the emulator answers what it declares."""
+    ringcentral_conn_env.scope = "ReadAccounts RingOut ReadCallLog"
+    openapi = openapi_for(ringcentral_conn_env.url, CALL_LOG_SPEC)
+    hook = RingCentralHook()
+    query = {"view": "Detailed", "perPage": 20, "direction": "Outbound", "phoneNumber": "14155550199"}
+    hook.request(Endpoint.CALL_LOG, params={**query, "dateFrom": "2026-12-06T10:00:00.000Z"})
+    full = hook.request(Endpoint.CALL_LOG_SYNC, params={"syncType": "FSync", "recordCount": 10})
+    hook.request(Endpoint.CALL_LOG_SYNC, params={"syncType": "ISync", "syncToken": full["syncInfo"]["syncToken"]})
+    with pytest.raises(RingCentralAPIError):
+        hook.request(Endpoint.CALL_LOG, params={"view": "Everything"})
+    api = [r for r in exchanges if not r.request.path_url.startswith("/restapi/oauth/")]
+    for response in api:
+        request = RequestsOpenAPIRequest(response.request)
+        if response.status_code == 200:
+            openapi.validate_request(request)
+        openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert [r.status_code for r in api] == [200, 200, 200, 400]
+
+
 # ------------------------------------------------------------------------------------------ the call log
 
-CALLLOG_SPEC = SPEC.with_name("openapi-calllog.yaml")
-needs_calllog_spec = pytest.mark.skipif(
-    not CALLLOG_SPEC.exists(), reason=f"RingCentral's call-log excerpt is not here ({CALLLOG_SPEC}); not checked"
-)
 CALL_LOG = "/restapi/v1.0/account/~/extension/~/call-log"
 OUTCOMES_BY_CALLEE = {
     "+14155550181": Outcome.ANSWERED,
@@ -141,13 +175,6 @@ OUTCOMES_BY_CALLEE = {
     "+14155550185": Outcome.VOICEMAIL,
 }
 NEVER_ANSWERS, VOICEMAIL_FROM = "+14155550186", "+14155550187"
-
-
-def calllog_openapi_for(server: str) -> Any:
-    """The call-log excerpt, pointed at ``server`` in memory."""
-    spec = yaml.safe_load(CALLLOG_SPEC.read_text())
-    spec["servers"] = [{"url": server}]
-    return openapi_core.OpenAPI.from_dict(spec)
 
 
 def bearer_session(emulator: RingCentralEmulator) -> requests.Session:
@@ -188,7 +215,6 @@ def log_every_ending(emulator: RingCentralEmulator, session: requests.Session) -
     assert session.delete(f"{ring_out}/{pending}", timeout=5).status_code == 204
 
 
-@needs_calllog_spec
 def test_call_log_records_and_answers_follow_the_spec(
     ringcentral_emulator_factory: Any,
 ) -> None:
@@ -215,7 +241,7 @@ def test_call_log_records_and_answers_follow_the_spec(
     for response in responses:
         server = response.url.split("/restapi")[0]
         if server not in specs:
-            specs[server] = calllog_openapi_for(server)
+            specs[server] = openapi_for(server, CALL_LOG_SPEC)
         openapi = specs[server]
         request = RequestsOpenAPIRequest(response.request)
         if response.status_code == 200:
@@ -223,7 +249,7 @@ def test_call_log_records_and_answers_follow_the_spec(
         openapi.validate_response(request, RequestsOpenAPIResponse(response))
     assert [r.status_code for r in responses] == [200, 200, 200, 200, 400, 200, 200, 403]
 
-    spec = yaml.safe_load(CALLLOG_SPEC.read_text())
+    spec = yaml.safe_load(CALL_LOG_SPEC.read_text())
     record_schema = OAS30Validator(
         inline_refs(spec["components"]["schemas"]["CallLogRecord"], spec), format_checker=oas30_format_checker
     )

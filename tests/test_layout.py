@@ -54,8 +54,6 @@ LAYERS: dict[str, int] = {
 KNOWN_CYCLES: set[frozenset[str]] = {
     # the task side's branch: _task_mixin builds the trigger, the trigger reuses _task_mixin's parsing.
     frozenset({f"{PACKAGE}._task_mixin", f"{PACKAGE}.triggers.ringout"}),
-    # the endpoint table's branch: the emulator's control plane and its core import each other.
-    frozenset({f"{PACKAGE}.testing.emulator.control", f"{PACKAGE}.testing.emulator.core"}),
 }
 
 
@@ -256,7 +254,7 @@ NOT_RESET = {
     # the registry itself
     f"{PACKAGE}._process._registry",
     # one HTTP client per running event loop, dropped when its loop dies; emptying it would leak open clients
-    f"{PACKAGE}.hooks._transport._clients",
+    f"{PACKAGE}.hooks._http._clients",
     # a warning said once per process; hooks/_connection.py belongs to the endpoint-table branch of issue 24, which
     # may change only its import lines here: register it there (a set through process_cache), then drop this line
     f"{PACKAGE}.hooks._connection._legacy_jwt_warned",

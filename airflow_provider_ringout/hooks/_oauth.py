@@ -19,7 +19,8 @@ import requests
 from airflow_provider_ringout import PRODUCTION_SERVER_URL
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralAuthError
 from airflow_provider_ringout.hooks._connection import is_loopback
-from airflow_provider_ringout.hooks._transport import guard_response, loads_json
+from airflow_provider_ringout.hooks._http import guard_response, loads_json
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.state.tokens import Token
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_ringout.hooks._connection import RingCentralCredentials
 
-TOKEN_PATH = "/restapi/oauth/token"  # noqa: S105 (a URL path, not a secret)
+TOKEN_PATH = Endpoint.TOKEN.path()
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-REQUIRED_SCOPE = "RingOut"
+REQUIRED_SCOPE = Endpoint.RING_OUT_CREATE.permission or ""  # what test_connection checks the token's scope for
 # 401 codes that mean "this access token is no good": renew once and retry.
 TOKEN_ERROR_CODES = frozenset({"oau-213", "tokeninvalid", "oau-128", "oau-129", "oau-149", "tokenexpired"})
 
@@ -126,7 +127,9 @@ class TokenExchange:
             raise requests.HTTPError(f"HTTP {response.status_code}", response=response)
         if not isinstance(body, dict):
             raise RingCentralAuthError(
-                "the token answer was not a JSON object; is the server URL right?", method="POST", path=TOKEN_PATH
+                "the token answer was not a JSON object; is the server URL right?",
+                method=Endpoint.TOKEN.method,
+                path=TOKEN_PATH,
             )
         return response
 
@@ -157,7 +160,7 @@ class TokenExchange:
             return exc.response
         except OAuth2Error as exc:
             raise RingCentralAuthError(
-                f"the token answer was not usable ({exc.error})", method="POST", path=TOKEN_PATH
+                f"the token answer was not usable ({exc.error})", method=Endpoint.TOKEN.method, path=TOKEN_PATH
             ) from None
         assert self._answer is not None
         return self._answer

@@ -1,6 +1,6 @@
 """
-The RingOut API's shapes, with no I/O: its paths, the request body (checked before anything is sent), the status
-body of an answer, and what a cancel achieved in words.
+The RingOut API's shapes, with no I/O: its paths (from the endpoint table), the request body (checked before
+anything is sent) and the status body of an answer.
 """
 
 from __future__ import annotations
@@ -8,14 +8,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralConfigError, RingOutUnconfirmedError
-from airflow_provider_ringout.hooks._transport import loads_json
+from airflow_provider_ringout.exceptions import RingCentralConfigError
+from airflow_provider_ringout.hooks._http import loads_json
+from airflow_provider_ringout.hooks._transport import unusable_answer
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.phone import is_ascii_digits, validate_e164
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks._transport import Answer
 
-RINGOUT_PATH = "/restapi/v1.0/account/~/extension/~/ring-out"
+RINGOUT_PATH = Endpoint.RING_OUT_CREATE.path()
 # RingCentral's RingOut ids are digit strings; accept any plain path segment made of safe characters, no dots.
 _RINGOUT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
@@ -33,7 +35,7 @@ def ringout_path(ringout_id: Any) -> str:
             f"ringout_id {text[:40]!r} is not a RingOut id: RingCentral's ids are digits (letters, '-' and '_' "
             "are also accepted); pass the id returned by RingOutOperator or place_ringout."
         )
-    return f"{RINGOUT_PATH}/{text}"
+    return Endpoint.RING_OUT_GET.path({"ringoutId": text})
 
 
 def ringout_body(
@@ -59,20 +61,16 @@ def ringout_body(
     return body
 
 
-def status_body(response: Answer, method: str, path: str) -> dict[str, Any]:
-    """The JSON status body with ``id`` as a string, or a clear error if the answer is not one."""
+def status_body(response: Answer, endpoint: Endpoint, path: str) -> dict[str, Any]:
+    """
+    The JSON status body with ``id`` as a string, or a clear error if the answer is not one (unconfirmed when the
+    endpoint may not be resent: the call may have been placed).
+    """
     try:
         body = loads_json(response.text)
     except ValueError:
         body = None
     if not isinstance(body, dict) or body.get("id") in (None, ""):
-        cls = RingOutUnconfirmedError if method == "POST" else RingCentralAPIError
-        hint = "; the call may have been placed, so it is not sent again" if method == "POST" else ""
-        raise cls(
-            f"answered {response.status_code} with a body that is not a RingOut status{hint}",
-            status_code=response.status_code,
-            method=method,
-            path=path,
-        )
+        raise unusable_answer(endpoint, path, response.status_code, "a RingOut status")
     body["id"] = str(body["id"])
     return body

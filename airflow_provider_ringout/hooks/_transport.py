@@ -1,24 +1,22 @@
 """
-Transport of the hook, shared by its sync (requests) and async (httpx) paths.
+The retry core of the hook, shared by its sync (requests) and async (httpx) paths.
 
-:class:`Attempts` decides for one request (retry, wait for the pacer, renew the token once, give up) and does no
-network or shared-state I/O; :func:`send` and :func:`asend` are the two loops around it, which only send, sleep
-and feed the pacer. :func:`is_connect_failure` is the one "was it sent?" question for both clients.
-
-Answers are read up to a size limit and never followed through a redirect; JSON nested too deeply is a
-``ValueError`` like any other bad body; a 429's ``Retry-After`` is parsed defensively and capped; one httpx client
-serves each live event loop and is closed when that loop shuts down."""
+:class:`Attempts` decides for one request (retry, wait for the pacer, renew the token once, give up, what an answer
+means) from its endpoint's rules (:mod:`.endpoints`), never from the HTTP method, and does no network or
+shared-state I/O; :func:`send` and :func:`asend` are the two loops around it, which only send, sleep and feed the
+pacer. :func:`is_connect_failure` is the one "was it sent?" question for both clients. A 429's ``Retry-After`` is
+parsed defensively and capped; error bodies of every RingCentral shape are read into specific exceptions.
+The wire below (body limits, redirects, per-loop clients) is :mod:`._http`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
-import json
 import random
 import sys
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
@@ -31,14 +29,17 @@ from airflow_provider_ringout.exceptions import (
     RingCentralRateLimitError,
     RingOutUnconfirmedError,
 )
+from airflow_provider_ringout.hooks._http import RedirectRefused, ResponseTooLarge, loads_json
+from airflow_provider_ringout.hooks.endpoints import Forbidden, NotFound
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
-from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT as MAX_WAIT
-from airflow_provider_ringout.state.pacer import capped_wait
+from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT, capped_wait
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+    from collections.abc import Awaitable, Callable, Iterator, Mapping
 
     import httpx
+
+    from airflow_provider_ringout.hooks.endpoints import Endpoint
 
 # A 429 without a usable Retry-After blocks its group this long.
 DEFAULT_RETRY_AFTER = 30.0
@@ -52,7 +53,7 @@ def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None
 
     ``Retry-After`` plus an extra drawn at random from 0 up to ``Retry-After`` (at least 1 s) doubled for each
     earlier 429 of the same request (exponential back-off, full jitter), drawn so that the wait never passes
-    ``MAX_WAIT``.
+    ``MAX_RATE_LIMIT_WAIT``.
     RingCentral restarts its penalty on every request sent during it, so hosts that cannot see each other's
     sends (file backend, or Redis down) and all wait exactly ``Retry-After`` keep restarting it for each other;
     spread out, one penalty ends with nobody sending and the next request goes through.
@@ -62,17 +63,17 @@ def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None
     :param retry_after: the 429's wait (:func:`retry_after`).
     :param refusals: how many 429s this request has had so far (1 for the first).
     :param rng: the random source (default: the ``random`` module's).
-    :return: seconds, from ``retry_after`` to ``MAX_WAIT``.
+    :return: seconds, from ``retry_after`` to ``MAX_RATE_LIMIT_WAIT``.
     """
-    retry_after = min(retry_after, MAX_WAIT)
-    # The cap bounds the range drawn from (not the draw): clipped draws would all resend at MAX_WAIT together.
-    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), MAX_WAIT - retry_after)
+    retry_after = min(retry_after, MAX_RATE_LIMIT_WAIT)
+    # The cap bounds the range drawn from (not the draw): clipped draws would all resend at MAX_RATE_LIMIT_WAIT together.
+    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), MAX_RATE_LIMIT_WAIT - retry_after)
     return retry_after + (rng or random).uniform(0, spread)
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
     """
-    A 429's wait: ``Retry-After`` in seconds or as an HTTP date, capped at ``MAX_WAIT`` (300 s; RingCentral's
+    A 429's wait: ``Retry-After`` in seconds or as an HTTP date, capped at ``MAX_RATE_LIMIT_WAIT`` (300 s; RingCentral's
     penalty is 60 s). Missing or unparseable: ``DEFAULT_RETRY_AFTER``.
     """
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
@@ -83,94 +84,6 @@ def retry_after(headers: Mapping[str, str]) -> float:
     except (InvalidHeader, ValueError, OverflowError):
         return DEFAULT_RETRY_AFTER
     return capped_wait(seconds, DEFAULT_RETRY_AFTER)
-
-
-def loads_json(text: str | bytes) -> Any:
-    """``json.loads`` that raises ``ValueError`` (never ``RecursionError``) for a body nested too deeply."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("the JSON body is nested too deeply") from None
-
-
-# Answers here are a few hundred bytes; a bigger one is not RingCentral (or is hostile) and is not read further.
-MAX_BODY = 1 << 20
-
-
-class ResponseTooLarge(requests.RequestException):
-    """An answer larger than ``MAX_BODY``."""
-
-
-async def arequest_limited(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """``client.request`` reading at most ``MAX_BODY`` bytes of the body (httpx follows no redirect by default)."""
-    import httpx
-
-    async with client.stream(method, url, **kwargs) as streamed:
-        body = bytearray()
-        async for chunk in streamed.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes")
-    headers = [
-        (k, v) for k, v in streamed.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
-    ]
-    return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
-
-
-class RedirectRefused(requests.RequestException):
-    """An answer that redirects: never followed, as it would resend the JWT assertion or a call request."""
-
-
-def guard_response(response: requests.Response, **_: Any) -> requests.Response:
-    """
-    requests response hook (it runs before the body is read and before redirects are followed).
-
-    Refuses redirects and reads at most ``MAX_BODY`` bytes of the body.
-    """
-    if response.is_redirect:
-        response.close()
-        raise RedirectRefused(f"HTTP {response.status_code} redirect", response=response)
-    body = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw is not None else b""
-    if len(body) > MAX_BODY:
-        response.close()
-        raise ResponseTooLarge(f"answer larger than {MAX_BODY} bytes", response=response)
-    response._content = body  # what requests would have read, had it read the body itself
-    response._content_consumed = True  # type: ignore[attr-defined]
-    return response
-
-
-# id(loop) -> (the loop, weakly; its client; the async generator that closes the client when the loop shuts down)
-_clients: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient, Any]] = {}
-
-
-async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` (``asyncio.run`` calls it) closes it."""
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-async def client_for_running_loop(make: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-    """
-    The running loop's client, made by ``make()`` the first time.
-
-    Clients of loops that have closed are forgotten (a per-loop cache keyed by the loop itself would keep every
-    loop and its client alive: the client refers to its loop).
-    """
-    loop = asyncio.get_running_loop()
-    for key, (ref, _, _) in list(_clients.items()):
-        gone = ref()
-        if gone is None or gone.is_closed():
-            _clients.pop(key, None)
-    entry = _clients.get(id(loop))
-    if entry is not None and entry[0]() is loop and not entry[1].is_closed:
-        return entry[1]
-    client = make()
-    closer = _close_at_loop_shutdown(client)
-    await closer.__anext__()
-    _clients[id(loop)] = (weakref.ref(loop), client, closer)
-    return client
 
 
 def is_connect_failure(exc: BaseException) -> bool:
@@ -245,17 +158,18 @@ def is_token_error(answer: Answer, token_error_codes: frozenset[str]) -> bool:
     return any(code.lower() in token_error_codes for code in codes) or not codes
 
 
-def retry_policy(method: str, attempts: int, backoff_factor: float, *, idempotent: bool = True) -> Retry:
+def retry_policy(endpoint: Endpoint, attempts: int, backoff_factor: float) -> Retry:
     """
-    urllib3's Retry decides the 5xx and connect-failure retries: requests safe to repeat (the token POST, GET,
-    DELETE) after any 5xx, the ring-out POST never (a 503 from a gateway may come after the call was placed).
-    ``attempts`` sends in all. A 429 is not counted here: RingCentral guarantees it was not processed, so any
-    request is resent after it, spread out by :func:`rate_limit_wait`, until ``RATE_LIMIT_BUDGET`` runs out.
+    urllib3's Retry decides the 5xx and connect-failure retries, from the endpoint's rules: an endpoint that may be
+    resent after a possible processing (the token POST, the GETs, the DELETE) after any 5xx, the others never (a 503
+    from a gateway may come after the call was placed). ``attempts`` sends in all. A 429 is not counted here:
+    RingCentral guarantees it was not processed, so any request is resent after it, spread out by
+    :func:`rate_limit_wait`, until ``RATE_LIMIT_BUDGET`` runs out.
     """
     return Retry(
         total=attempts - 1,
-        allowed_methods=frozenset({"GET", "DELETE", "POST"}),
-        status_forcelist=(500, 502, 503, 504) if idempotent else (),
+        allowed_methods=frozenset({endpoint.method}),
+        status_forcelist=(500, 502, 503, 504) if endpoint.resendable else (),
         backoff_factor=backoff_factor,
         backoff_max=60,
         raise_on_status=False,
@@ -308,43 +222,39 @@ class Attempts:
     refused once with a 401 (renewed once), and the give-up errors and messages. The loops send, sleep the
     delays it returns, and feed the pacer ``penalty(answer)``.
 
-    :param method: the HTTP method.
+    :param endpoint: the endpoint (its method, rate-limit group, and what may be resent and what answers mean).
     :param path: the API path (on ``server``).
     :param server: the connection's server URL.
-    :param group: RingCentral's rate-limit group of the request.
     :param attempts: how many sends in all after 5xx answers and connect failures.
     :param backoff_factor: urllib3's back-off factor between those sends.
     :param log: the hook's logger (retries and waits are logged there, the same way for both loops).
     :param scrub: removes our secrets from a text that goes into an error.
     :param wait: wait out the pacer and a 429 (False: raise at once, for the Test button).
-    :param auth: the token request (safe to resend; anything but a 200 is an auth error).
     :param token_error_codes: 401 codes that renew the access token once (empty: no renewal).
     :param rate_limit_budget: seconds from the first 429 within which 429s are resent (0: never).
     """
 
     def __init__(
         self,
-        method: str,
+        endpoint: Endpoint,
         path: str,
         *,
         server: str,
-        group: str,
         attempts: int,
         backoff_factor: float,
         log: Any,
         scrub: Callable[[str], str],
         wait: bool = True,
-        auth: bool = False,
         token_error_codes: frozenset[str] = frozenset(),
         rate_limit_budget: float = RATE_LIMIT_BUDGET,
     ) -> None:
-        self.method, self.path, self.server, self.group = method, path, server, group
+        self.endpoint, self.path, self.server = endpoint, path, server
+        self.method, self.group, self.auth = endpoint.method, endpoint.group, endpoint.is_login
         self.url = server + path
         self.attempts, self.backoff_factor = attempts, backoff_factor
-        self.log, self.scrub, self.wait, self.auth = log, scrub, wait, auth
-        self.idempotent = method != "POST" or auth  # the ring-out POST is never resent blindly
+        self.log, self.scrub, self.wait = log, scrub, wait
         self.token_error_codes = token_error_codes
-        self.retry = retry_policy(method, attempts, backoff_factor, idempotent=self.idempotent)
+        self.retry = retry_policy(endpoint, attempts, backoff_factor)
         self.token: str | None = None  # the access token the loop sent last
         self.refused: str | None = None  # the access token RingCentral refused (never sent again)
         self._pacer_deadline: float | None = None
@@ -382,16 +292,18 @@ class Attempts:
         The send raised ``exc`` before an answer came: how long to wait before sending again.
 
         :raises RingCentralAPIError: a redirect, or no attempt left (the give-up message).
-        :raises RingOutUnconfirmedError: a POST that may have reached RingCentral (never sent twice blindly).
+        :raises RingOutUnconfirmedError: a request its endpoint may not resend reached RingCentral, maybe (never
+            sent twice blindly).
         """
         name = type(exc).__name__
         if isinstance(exc, RedirectRefused):
             raise self.redirect_error(str(exc)) from None
         connect_failed = is_connect_failure(exc)
-        if not self.idempotent and not connect_failed:
+        unconfirmed = self.endpoint.rules.unconfirmed
+        if unconfirmed is not None and not connect_failed:
             raise RingOutUnconfirmedError(
-                f"no answer ({name}); the call may have been placed, so it is not sent again. "
-                "Check the phone or RingCentral's call log before retrying",
+                f"no answer ({name}); {unconfirmed.effect}, so it is not sent again. "
+                f"Check {unconfirmed.check} before retrying",
                 method=self.method,
                 path=self.path,
             ) from None
@@ -433,7 +345,7 @@ class Attempts:
         if renewable and is_token_error(answer, self.token_error_codes):
             self.log.warning("RingCentral refused the access token (%s); renewing it once.", status)
             self.refused = self.token
-            self.retry = retry_policy(self.method, self.attempts, self.backoff_factor, idempotent=self.idempotent)
+            self.retry = retry_policy(self.endpoint, self.attempts, self.backoff_factor)
             return 0.0
         if status == 429:
             return self._after_refusal(answer)
@@ -467,27 +379,25 @@ class Attempts:
 
     def outcome(self, answer: _A) -> _A | None:
         """
-        The final answer, checked: the answer itself, or None for a 404 of a GET or DELETE (the session is gone).
+        The final answer, checked: the answer itself, or None for a 404 its endpoint reads as "gone" (a RingOut
+        session that ended).
 
         :raises RingCentralAPIError: (or a subclass) for any error answer and for a redirect.
-        :raises RingOutUnconfirmedError: a 5xx to the ring-out POST (the call may have been placed).
+        :raises RingOutUnconfirmedError: a 5xx to a request its endpoint may not resend (the call may have been
+            placed).
         """
         status = answer.status_code
+        rules = self.endpoint.rules
         if answer.is_redirect:
             raise self.redirect_error(f"HTTP {status} redirect")
         if self.auth:
             if status != 200:
                 self.raise_for_answer(answer, auth=True)
             return answer
-        if status == 404 and self.method != "POST":
+        if status == 404 and rules.not_found is NotFound.GONE:
             return None
-        if self.method == "POST" and status >= 500:
-            raise RingOutUnconfirmedError(
-                f"answered {status}; the call may have been placed, so it is not sent again",
-                status_code=status,
-                method=self.method,
-                path=self.path,
-            )
+        if rules.unconfirmed is not None and status >= 500:
+            raise unusable_answer(self.endpoint, self.path, status, "")
         if status >= 400:
             self.raise_for_answer(answer)
         return answer
@@ -514,9 +424,39 @@ class Attempts:
                 **where,  # type: ignore[arg-type]
             )
         cls = RingCentralAuthError if auth or status == 401 else RingCentralAPIError
-        if status == 403 and any(c.lower() in ("cmn-401", "insufficientpermissions") for c in codes):
-            message += "; add the 'RingOut' permission to the app in the RingCentral developer console"
+        permission = self.endpoint.permission if self.endpoint.rules.forbidden is Forbidden.PERMISSION else None
+        if status == 403 and permission and any(c.lower() in ("cmn-401", "insufficientpermissions") for c in codes):
+            message += f"; add the '{permission}' permission to the app in the RingCentral developer console"
         raise cls(message, status_code=status, **where)  # type: ignore[arg-type]
+
+
+def unusable_answer(endpoint: Endpoint, path: str, status: int, not_what: str) -> RingCentralAPIError:
+    """
+    The error of a final answer that cannot be used: a 5xx (``not_what`` empty) or a body that is not ``not_what``.
+
+    A ``RingOutUnconfirmedError`` saying what may have happened when the endpoint may not be resent (the request
+    may have been processed), else a ``RingCentralAPIError``.
+    """
+    what = f"answered {status} with a body that is not {not_what}" if not_what else f"answered {status}"
+    where = {"status_code": status, "method": endpoint.method, "path": path}
+    unconfirmed = endpoint.rules.unconfirmed
+    if unconfirmed is None:
+        return RingCentralAPIError(what, **where)  # type: ignore[arg-type]
+    return RingOutUnconfirmedError(f"{what}; {unconfirmed.effect}, so it is not sent again", **where)  # type: ignore[arg-type]
+
+
+def decode_json(answer: Answer | None, endpoint: Endpoint, path: str) -> Any:
+    """
+    The JSON body of a final answer (None: no answer, a 404 read as "gone", or an empty body such as a 204's).
+
+    :raises RingCentralAPIError: the body is not JSON (``RingOutUnconfirmedError`` if the endpoint may not be resent).
+    """
+    if answer is None or not answer.text.strip():
+        return None
+    try:
+        return loads_json(answer.text)
+    except ValueError:
+        raise unusable_answer(endpoint, path, answer.status_code, "JSON") from None
 
 
 class Pacer(Protocol):

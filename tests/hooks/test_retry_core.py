@@ -21,6 +21,7 @@ import requests
 
 from airflow_provider_ringout.exceptions import RingCentralAPIError
 from airflow_provider_ringout.hooks._transport import Attempts, is_connect_failure, rate_limit_wait
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT
 from airflow_provider_ringout.testing import CallScript
@@ -120,9 +121,10 @@ class _Answer:
 
 
 def attempts(**kwargs: object) -> Attempts:
-    settings: dict[str, object] = {"server": "http://rc", "group": "Heavy", "attempts": 2, "backoff_factor": 0}
+    settings: dict[str, object] = {"server": "http://rc", "attempts": 2, "backoff_factor": 0}
     settings.update(kwargs)
-    return Attempts("POST", "/ring-out", log=logging.getLogger("test"), scrub=str, **settings)  # type: ignore[arg-type]
+    endpoint = Endpoint.RING_OUT_CREATE
+    return Attempts(endpoint, endpoint.path(), log=logging.getLogger("test"), scrub=str, **settings)  # type: ignore[arg-type]
 
 
 def test_429s_are_resent_past_max_attempts_spread_out_and_within_the_budget() -> None:

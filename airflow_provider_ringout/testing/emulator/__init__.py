@@ -1,5 +1,6 @@
 """
-A local RingCentral emulator: a real HTTP server on loopback that speaks the RingOut, call-log and OAuth endpoints.
+A local RingCentral emulator: a real HTTP server on loopback that speaks the endpoints of the hook's endpoint table
+(RingOut, OAuth, the call log).
 
 It exists so that the hook, operator, sensor and trigger can be tested end to end, over real sockets, against
 the behaviour RingCentral documents: the JWT grant with HTTP Basic client auth, the five-session cap, token
@@ -10,7 +11,7 @@ One module a job, each owned by :class:`RingCentralEmulator` (``core``) as a sma
 
 - ``httpd``: the threaded HTTP server and handler (read a request, write or drop the answer)
 - ``wire``: the response type, RingCentral's error bodies, body parsing
-- ``routes``: which endpoint (request kind) a method and path reach
+- ``routes``: which endpoint (request kind) a method and path reach, from ``hooks.endpoints`` (one table)
 - ``calls``: call scripts, outcomes and timelines, the RingOut sessions and endpoints
 - ``calllog``: the call-log records written after each call ends, ``call-log`` and ``call-log-sync``
 - ``oauth``: the token and revoke endpoints, bearer checks, the session cap and evictions

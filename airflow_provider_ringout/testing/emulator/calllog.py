@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -34,21 +33,19 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.testing.emulator.calls import CallScript, Outcome, Status
 from airflow_provider_ringout.testing.emulator.identity import TEST_ACCOUNT_ID, TEST_EXTENSION_ID
-from airflow_provider_ringout.testing.emulator.wire import Response, invalid_parameter, json_response
+from airflow_provider_ringout.testing.emulator.wire import Response, invalid_parameter, json_response, not_found
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
-CALL_LOG_KINDS = ("call-log", "call-log-sync")
-CALL_LOG_PERMISSIONS = dict.fromkeys(CALL_LOG_KINDS, "ReadCallLog")
 DEFAULT_CALL_LOG_DELAY = 0.5  # RingCentral: 15-30 s after the end; short by default so tests stay quick
 ISYNC_LIMIT = 250
 _MAX_PER_PAGE = 1000
 _DEFAULT_PER_PAGE = 100
-_PATH = re.compile(r"/restapi/v1\.0/account/(~|\d+)/extension/(~|\d+)/call-log(-sync)?/?")
 _CONNECTING = (Outcome.ANSWERED, Outcome.CONNECTS_THEN_FINISHES, Outcome.UNKNOWN_STATUS, Outcome.VOICEMAIL)
 _ACTION = "RingOut Web"
 
@@ -238,14 +235,17 @@ class CallLog:
 
     # --------------------------------------------------------------------------------------- endpoints
 
-    def answer(self, kind: str, account: str, extension: str, query: dict[str, str]) -> Response:
+    def answer(self, endpoint: Endpoint, params: Mapping[str, str], query: dict[str, str]) -> Response:
         """Serve ``call-log`` or ``call-log-sync`` (the caller has authorized the request)."""
-        path = f"/restapi/v1.0/account/{account}/extension/{extension}/{kind}"
+        for name, known in (("accountId", TEST_ACCOUNT_ID), ("extensionId", TEST_EXTENSION_ID)):
+            if params[name] not in ("~", known):  # RingCentral answers 404 for another account or extension
+                return not_found(name)
+        path = endpoint.path(params)
         uri = f"{self._site.url}{path}" + (f"?{urlencode(query)}" if query else "")
         try:
             with self._lock:
                 self._write_due()
-                if kind == "call-log-sync":
+                if endpoint is Endpoint.CALL_LOG_SYNC:
                     return self._sync(uri, query)
                 return self._list(uri, path, query)
         except _BadParameter as exc:
@@ -440,13 +440,3 @@ def _selected(body: dict[str, Any], query: dict[str, str]) -> bool:
         return False
     fields = ("direction", "type", "sessionId", "telephonySessionId")
     return all(query.get(name) in (None, body.get(name)) for name in fields)
-
-
-def route_call_log(method: str, path: str) -> tuple[str, re.Match[str]] | None:
-    """The kind (``call-log``, ``call-log-sync``; ``other`` for a method they lack) of a call-log path, or None."""
-    match = _PATH.fullmatch(path)
-    if match is None:
-        return None
-    if method != "GET":
-        return "other", match
-    return ("call-log-sync" if match.group(3) else "call-log"), match

@@ -10,16 +10,42 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_ringout.testing.emulator.calls import Outcome
 from airflow_provider_ringout.testing.emulator.wire import Response, json_response
 
 if TYPE_CHECKING:
-    from airflow_provider_ringout.testing.emulator.core import RingCentralEmulator
+    from airflow_provider_ringout.testing.emulator.calllog import CallLog
+    from airflow_provider_ringout.testing.emulator.calls import SessionInfo
+    from airflow_provider_ringout.testing.emulator.record import RecordedRequest
 
 PREFIX = "/_emulator"
+
+
+class Driven(Protocol):
+    """What the control plane drives: the emulator's public test API (``core.RingCentralEmulator``, never imported)."""
+
+    host: str
+    call_log: CallLog
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def requests(self) -> list[RecordedRequest]: ...
+    @property
+    def issued_tokens(self) -> list[str]: ...
+    @property
+    def sessions(self) -> dict[str, SessionInfo]: ...
+    def script(self, to_number: str | None, script: Any, **kw: Any) -> None: ...
+    def script_caller(self, from_number: str, script: Any, **kw: Any) -> None: ...
+    def inject(self, fault: str, **kw: Any) -> None: ...
+    def set_status(self, ringout_id: str, call: str, caller: str, callee: str) -> None: ...
+    def reset(self) -> None: ...
+    def restart(self) -> None: ...
+    def revoke_all_tokens(self) -> None: ...
+    def reject_jwt(self, rejected: bool = True) -> None: ...
 
 
 def is_control_path(path: str) -> bool:
@@ -46,7 +72,7 @@ def is_local_host(host: str | None, bind_host: str) -> bool:
 class ControlPlane:
     """Maps ``/_emulator/`` requests onto the emulator's public methods and properties."""
 
-    def __init__(self, emulator: RingCentralEmulator) -> None:
+    def __init__(self, emulator: Driven) -> None:
         """Drive ``emulator``."""
         self._emulator = emulator
 
@@ -61,8 +87,9 @@ class ControlPlane:
             return json_response(400, {"error": "body is not JSON"})
         if not isinstance(payload, dict):
             return json_response(400, {"error": "body must be a JSON object"})
+        verbs = {"GET": lambda: self._read(route), "POST": lambda: self._act(route, payload)}
         try:
-            result = self._read(route) if method == "GET" else self._act(route, payload) if method == "POST" else None
+            result = verbs[method]() if method in verbs else None
         except (KeyError, TypeError, ValueError) as exc:
             return json_response(400, {"error": f"{type(exc).__name__}: {exc}"})
         if result is None:

@@ -1,6 +1,8 @@
 """
 :class:`RingCentralEmulator`: settings, lifecycle, the public test API, and the request pipeline that hands each
-request to the collaborator owning its job (calls, OAuth, throttling, faults, record, control plane).
+request to the collaborator owning its job (calls, call log, OAuth, throttling, faults, record, control plane).
+Each endpoint of the hook's table (``hooks/endpoints.py``) has one handler here (:meth:`_endpoint_handlers`); its
+route, rate group and permission come from the table.
 """
 
 from __future__ import annotations
@@ -13,26 +15,25 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_ringout import JWT_FIELD
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.testing.emulator import httpd
-from airflow_provider_ringout.testing.emulator.calllog import (
-    CALL_LOG_KINDS,
-    CALL_LOG_PERMISSIONS,
-    DEFAULT_CALL_LOG_DELAY,
-    CallLog,
-)
+from airflow_provider_ringout.testing.emulator.calllog import DEFAULT_CALL_LOG_DELAY, CallLog
 from airflow_provider_ringout.testing.emulator.calls import CallDesk, CallScript, Outcome, SessionInfo
 from airflow_provider_ringout.testing.emulator.control import ControlPlane, is_control_path
 from airflow_provider_ringout.testing.emulator.faults import Fault, FaultPlan
 from airflow_provider_ringout.testing.emulator.identity import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT
 from airflow_provider_ringout.testing.emulator.oauth import OAuthServer
 from airflow_provider_ringout.testing.emulator.record import RecordedRequest, RequestLog
-from airflow_provider_ringout.testing.emulator.routes import route
-from airflow_provider_ringout.testing.emulator.throttling import RATE_GROUPS, REAL_RATE_LIMITS, RateLimiter
+from airflow_provider_ringout.testing.emulator.routes import OTHER, route
+from airflow_provider_ringout.testing.emulator.throttling import REAL_RATE_LIMITS, RateLimiter
 from airflow_provider_ringout.testing.emulator.wire import Action, Response, not_found, try_form, try_json
 
 if TYPE_CHECKING:
-    import re
+    from collections.abc import Callable
     from email.message import Message
+
+    # An endpoint's handler: the request's headers, its record and its path parameters -> the answer.
+    Handler = Callable[[Message, RecordedRequest, dict[str, str]], Response]
 
 _FORM = "application/x-www-form-urlencoded"
 _DEFAULT_SCRIPT = CallScript()
@@ -101,6 +102,23 @@ class RingCentralEmulator:
         self._faults = FaultPlan(self._lock)
         self._log = RequestLog(self._lock, max_recorded)
         self._control = ControlPlane(self)
+        self._handlers = self._endpoint_handlers()
+        unhandled = [endpoint.value for endpoint in Endpoint if endpoint not in self._handlers]
+        if unhandled:  # a row added to the endpoint table needs its handler here
+            raise NotImplementedError(f"the emulator has no handler for endpoint(s) {', '.join(unhandled)}")
+
+    def _endpoint_handlers(self) -> dict[Endpoint, Handler]:
+        """The emulator's side of the endpoint table: one handler a row (bearer and permission checks come first)."""
+        calls, oauth, call_log = self._calls, self._oauth, self.call_log
+        return {
+            Endpoint.TOKEN: lambda headers, record, _: oauth.token(headers, record.form or {}),
+            Endpoint.REVOKE: lambda headers, record, _: oauth.revoke(headers, {**record.query, **(record.form or {})}),
+            Endpoint.RING_OUT_CREATE: lambda _, record, p: calls.create(p["accountId"], p["extensionId"], record.json),
+            Endpoint.RING_OUT_GET: lambda _, __, p: calls.get(p["accountId"], p["extensionId"], p["ringoutId"]),
+            Endpoint.RING_OUT_DELETE: lambda _, __, p: calls.delete(p["ringoutId"]),
+            Endpoint.CALL_LOG: lambda _, record, p: call_log.answer(Endpoint.CALL_LOG, p, record.query),
+            Endpoint.CALL_LOG_SYNC: lambda _, record, p: call_log.answer(Endpoint.CALL_LOG_SYNC, p, record.query),
+        }
 
     @classmethod
     def with_real_limits(cls, **settings: Any) -> RingCentralEmulator:
@@ -204,8 +222,9 @@ class RingCentralEmulator:
         """
         Make the next ``times`` requests matching ``method`` and ``path`` fail with ``fault``.
 
-        ``path`` is a request kind: "token", "revoke", "ring-out-create" (alias "ring-out"), "ring-out-get",
-        "ring-out-delete", "ring-out-status" (get or delete) or "any". Params: ``retry_after`` for "429" (None
+        ``path`` is a request kind (an endpoint's name: "token", "revoke", "ring-out-create" (alias "ring-out"),
+        "ring-out-get", "ring-out-delete", "call-log", "call-log-sync"), "ring-out-status" (get or delete) or "any".
+        Params: ``retry_after`` for "429" (None
         omits the header), ``delay`` for "slow", ``error_code`` for "401".
         """
         self._faults.inject(fault, method=method, path=path, times=times, params=params)
@@ -275,16 +294,16 @@ class RingCentralEmulator:
         parts = urlsplit(raw_path)
         if is_control_path(parts.path):
             return self._control.answer(method, parts.path, headers.get("Host"), body)
-        kind, match = route(method, parts.path)
-        record = self._record_of(method, kind, parts.path, dict(parse_qsl(parts.query)), headers, body)
-        fault = self._faults.take(method, kind)
+        endpoint, params = route(method, parts.path)
+        record = self._record_of(method, endpoint, parts.path, dict(parse_qsl(parts.query)), headers, body)
+        fault = self._faults.take(method, record.kind)
         record.fault = fault.name if fault else None
         if fault is not None and fault.stops_request:
             response = fault.response()
         else:
             if fault is not None and fault.fault is Fault.SLOW:
                 time.sleep(float(fault.params.get("delay", 3)))
-            response = self._throttled(headers, record, match)
+            response = self._throttled(headers, record, endpoint, params)
             if fault is not None and fault.fault is Fault.DROP_AFTER_PROCESSING:
                 response.action = Action.DROP
         record.status = response.status if response.action is not Action.RESET else 0
@@ -293,7 +312,7 @@ class RingCentralEmulator:
 
     @staticmethod
     def _record_of(
-        method: str, kind: str, path: str, query: dict[str, str], headers: Message, body: bytes
+        method: str, endpoint: Endpoint | None, path: str, query: dict[str, str], headers: Message, body: bytes
     ) -> RecordedRequest:
         """The record of an arriving request (its status and fault are filled in once answered)."""
         is_form = headers.get("Content-Type", "").split(";")[0].strip().lower() == _FORM
@@ -304,40 +323,33 @@ class RingCentralEmulator:
             headers=dict(headers.items()),
             body=body,
             json=None if is_form else try_json(body),
-            kind=kind,
+            kind=endpoint.value if endpoint is not None else OTHER,
             status=0,
             time=time.monotonic(),
-            rate_group=RATE_GROUPS.get(kind),
+            rate_group=endpoint.group if endpoint is not None else None,
             form=try_form(body) if is_form else None,
         )
 
-    def _throttled(self, headers: Message, record: RecordedRequest, match: re.Match[str] | None) -> Response:
+    def _throttled(
+        self, headers: Message, record: RecordedRequest, endpoint: Endpoint | None, params: dict[str, str]
+    ) -> Response:
         """Apply the rate limit of the request's group, then process it; rate headers go on every answer."""
-        verdict = self._limiter.admit(record.kind, headers)
+        verdict = self._limiter.admit(endpoint, headers)
         if verdict.refusal is not None:
             return verdict.refusal
-        response = self._process(headers, record, match)
+        response = self._process(headers, record, endpoint, params)
         response.headers.update(verdict.headers)
         response.headers.setdefault("RCRequestId", secrets.token_hex(12))
         return response
 
-    def _process(self, headers: Message, record: RecordedRequest, match: re.Match[str] | None) -> Response:
-        """The endpoint itself (``match`` is the RingOut path match, None for other paths)."""
-        kind = record.kind
-        if kind == "token":
-            return self._oauth.token(headers, record.form or {})
-        if kind == "revoke":
-            return self._oauth.revoke(headers, {**record.query, **(record.form or {})})
-        if kind == "other" or match is None:
+    def _process(
+        self, headers: Message, record: RecordedRequest, endpoint: Endpoint | None, params: dict[str, str]
+    ) -> Response:
+        """The endpoint itself, after the bearer token and the row's permission are checked (API calls only)."""
+        if endpoint is None:
             return not_found("path")
-        denied = self._oauth.authorize(headers, CALL_LOG_PERMISSIONS.get(kind, "RingOut"))
-        if denied is not None:
-            return denied
-        if kind in CALL_LOG_KINDS:
-            return self.call_log.answer(kind, match.group(1), match.group(2), record.query)
-        account, extension, ringout_id = match.group(1), match.group(2), match.group(3)
-        if kind == "ring-out-create":
-            return self._calls.create(account, extension, record.json)
-        if kind == "ring-out-get":
-            return self._calls.get(account, extension, ringout_id)
-        return self._calls.delete(ringout_id)
+        if not endpoint.is_login:
+            denied = self._oauth.authorize(headers, endpoint.permission)
+            if denied is not None:
+                return denied
+        return self._handlers[endpoint](headers, record, params)

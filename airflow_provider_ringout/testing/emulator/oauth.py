@@ -138,7 +138,7 @@ class OAuthServer:
                     sessions.remove(session)
         return Response(200)
 
-    def authorize(self, headers: Message, permission: str = "RingOut") -> Response | None:
+    def authorize(self, headers: Message, permission: str | None) -> Response | None:
         """Check the bearer token and the app ``permission`` the endpoint needs; None when the call may proceed."""
         auth = headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
@@ -151,7 +151,7 @@ class OAuthServer:
                 return token_invalid()
             if time.monotonic() - session.issued >= self._settings.token_ttl:
                 return token_invalid("OAU-128")
-        if permission not in self._settings.scope.split():
+        if permission is not None and permission not in self._settings.scope.split():
             message = f"In order to call this API endpoint, application needs to have [{permission}] permission"
             return api_error(403, "CMN-401", message, top_code="InsufficientPermissions")
         return None

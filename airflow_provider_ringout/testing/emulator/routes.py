@@ -1,28 +1,41 @@
-"""Request kinds: which emulated endpoint a method and path reach, and the kind names tests match on."""
+"""
+Request kinds: which endpoint a method and path reach, by the hook's own endpoint table, and the names tests match on.
+
+A request kind is an :class:`~airflow_provider_ringout.hooks.endpoints.Endpoint` name (``"ring-out-create"``,
+``"call-log"``, ...) or ``"other"`` (no endpoint: answered 404). The routes are drawn from the table's path
+templates, so a new row there is routed here without a change.
+"""
 
 from __future__ import annotations
 
 import re
 
-from airflow_provider_ringout.testing.emulator.calllog import CALL_LOG_KINDS, route_call_log
+from airflow_provider_ringout.hooks.endpoints import Endpoint
 
-REQUEST_KINDS = ("token", "revoke", "ring-out-create", "ring-out-get", "ring-out-delete", *CALL_LOG_KINDS, "other")
-KIND_METHOD = {
-    "token": "POST",
-    "revoke": "POST",
-    "ring-out-create": "POST",
-    "ring-out-get": "GET",
-    "ring-out-delete": "DELETE",
-    **dict.fromkeys(CALL_LOG_KINDS, "GET"),
-}
+OTHER = "other"  # the kind of a request that reaches no endpoint
+REQUEST_KINDS = (*(endpoint.value for endpoint in Endpoint), OTHER)
+KIND_METHOD = {endpoint.value: endpoint.method for endpoint in Endpoint}
 KIND_ALIASES: dict[str, frozenset[str]] = {
     "any": frozenset(REQUEST_KINDS),
-    "ring-out": frozenset({"ring-out-create"}),
-    "ring-out-status": frozenset({"ring-out-get", "ring-out-delete"}),
+    "ring-out": frozenset({Endpoint.RING_OUT_CREATE.value}),
+    "ring-out-status": frozenset({Endpoint.RING_OUT_GET.value, Endpoint.RING_OUT_DELETE.value}),
     **{kind: frozenset({kind}) for kind in REQUEST_KINDS},
 }
-_RING_OUT_PATH = re.compile(r"/restapi/v1\.0/account/(~|\d+)/extension/(~|\d+)/ring-out(?:/([^/]+))?/?")
-_OAUTH_PATHS = {"/restapi/oauth/token": "token", "/restapi/oauth/revoke": "revoke"}
+# Placeholders the emulator's ids can take: the account and extension are "~" or digits, other ids one segment.
+_OWNER = {"accountId", "extensionId"}
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A path template of the table (``.../ring-out/{ringoutId}``) as a regular expression naming its placeholders."""
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>~|\\d+)" if part in _OWNER else f"(?P<{part}>[^/]+)"
+        for i, part in enumerate(parts)
+    )
+    return re.compile(regex + "/?")
+
+
+_ROUTES = [(endpoint, _pattern(endpoint.rules.path)) for endpoint in Endpoint]
 
 
 def kinds_of(alias: str, label: str = "path kind") -> frozenset[str]:
@@ -33,20 +46,10 @@ def kinds_of(alias: str, label: str = "path kind") -> frozenset[str]:
     return kinds
 
 
-def route(method: str, path: str) -> tuple[str, re.Match[str] | None]:
-    """The request kind and, for RingOut paths, the path match (account, extension, ringout id)."""
-    oauth_kind = _OAUTH_PATHS.get(path)
-    if oauth_kind is not None:
-        return (oauth_kind if method == "POST" else "other"), None
-    if call_log := route_call_log(method, path):
-        return call_log
-    match = _RING_OUT_PATH.fullmatch(path)
-    if match is None:
-        return "other", None
-    if match.group(3) is None:
-        return ("ring-out-create" if method == "POST" else "other"), match
-    if method == "GET":
-        return "ring-out-get", match
-    if method == "DELETE":
-        return "ring-out-delete", match
-    return "other", match
+def route(method: str, path: str) -> tuple[Endpoint | None, dict[str, str]]:
+    """The endpoint a request reaches (None: none, kind "other") and its path parameters."""
+    for endpoint, pattern in _ROUTES:
+        match = pattern.fullmatch(path)
+        if match is not None and endpoint.method == method:
+            return endpoint, match.groupdict()
+    return None, {}

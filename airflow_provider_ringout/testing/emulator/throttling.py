@@ -11,21 +11,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_ringout.testing.emulator.calllog import CALL_LOG_KINDS
+from airflow_provider_ringout.hooks.endpoints import RateGroup
 from airflow_provider_ringout.testing.emulator.wire import Response, basic_credentials, rate_exceeded
 
 if TYPE_CHECKING:
     import threading
     from email.message import Message
 
-REAL_RATE_LIMITS: dict[str, int] = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
-RATE_GROUPS = {
-    "token": "Auth",
-    "revoke": "Auth",
-    "ring-out-create": "Heavy",
-    "ring-out-delete": "Heavy",
-    "ring-out-get": "Light",
-    **dict.fromkeys(CALL_LOG_KINDS, "Heavy"),
+    from airflow_provider_ringout.hooks.endpoints import Endpoint
+
+# Requests a minute per user and app (RingCentral's defaults); an endpoint's group is its row's in the table.
+REAL_RATE_LIMITS: dict[str, int] = {
+    RateGroup.LIGHT.value: 50,
+    RateGroup.MEDIUM.value: 40,
+    RateGroup.HEAVY.value: 10,
+    RateGroup.AUTH.value: 5,
 }
 
 
@@ -68,16 +68,16 @@ class RateLimiter:
         with self._lock:
             self._buckets.clear()
 
-    def admit(self, kind: str, headers: Message) -> Verdict:
-        """Spend one request of the kind's group budget (no headers when the group is not limited)."""
+    def admit(self, endpoint: Endpoint | None, headers: Message) -> Verdict:
+        """Spend one request of the endpoint's group budget (no headers when the group is not limited)."""
         settings = self._settings
-        group = RATE_GROUPS.get(kind)
+        group = endpoint.group if endpoint is not None else None
         limit = settings.rate_limits.get(group) if (settings.rate_limits is not None and group) else None
         if group is None or limit is None:
             return Verdict({})
         now = time.monotonic()
         with self._lock:
-            bucket = self._buckets.setdefault((self._rate_key(kind, headers), group), _Bucket())
+            bucket = self._buckets.setdefault((self._rate_key(endpoint, headers), group), _Bucket())
             limited = now < bucket.penalty_until
             if not limited:
                 while bucket.times and bucket.times[0] <= now - settings.rate_window:
@@ -102,9 +102,9 @@ class RateLimiter:
         refusal.headers["Retry-After"] = str(max(1, math.ceil(settings.rate_penalty)))
         return Verdict(rate_headers, refusal)
 
-    def _rate_key(self, kind: str, headers: Message) -> str:
-        """Whose budget a request spends: the Basic-auth client on the token endpoint, else the app's client."""
-        if kind in ("token", "revoke"):
+    def _rate_key(self, endpoint: Endpoint | None, headers: Message) -> str:
+        """Whose budget a request spends: the Basic-auth client on the OAuth endpoints, else the app's client."""
+        if endpoint is not None and endpoint.is_login:
             client = basic_credentials(headers.get("Authorization"))
             return client[0] if client else "anonymous"
         return self._settings.client_id

@@ -45,8 +45,8 @@ from airflow_provider_ringout.hooks._oauth import (
 )
 from airflow_provider_ringout.hooks._ringout import (
     RINGOUT_PATH,
-    ringout_body,
     ringout_path,
+    ringout_request,
     status_body,
 )
 from airflow_provider_ringout.hooks._shared_state import (
@@ -71,7 +71,7 @@ from airflow_provider_ringout.hooks._transport import (
     send,
     within_wait,
 )
-from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.status import (
     CancelOutcome,
     RingOutState,
@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_ringout.hooks._redis_state import RedisRatePacer, RedisTokenCache
+    from airflow_provider_ringout.request import RingOutRequest
 
 __all__ = [
     "JWT_GRANT",
@@ -339,11 +340,12 @@ class RingCentralHook(BaseHook):
     def build_ringout_request(
         self,
         *,
-        to_number: str,
+        to_number: str | None = None,
         from_number: str | None = None,
         caller_id: str | None = None,
         play_prompt: bool = False,
         country_id: str | int | None = None,
+        request: RingOutRequest | None = None,
     ) -> dict[str, Any]:
         """
         Validate the numbers and build the POST body; raises before anything is sent.
@@ -353,32 +355,29 @@ class RingCentralHook(BaseHook):
         :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
         :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
         :param country_id: RingCentral's numeric country id of the numbers.
+        :param request: the call as one value, already checked, instead of the five fields above.
         :return: the JSON body of the ring-out POST.
         """
-        validate_e164(to_number, "to_number")  # the first field is checked first, before the connection is read
-        if from_number in (None, ""):
-            from_number = self.credentials.from_number
-            if not from_number:
-                raise RingCentralConfigError(
-                    "from_number is required: pass from_number (the phone rung first, E.164 such as +14155550100) "
-                    f"or set the extra field 'from_number' of connection {self.ringcentral_conn_id!r}."
-                )
-        return ringout_body(
+        call = ringout_request(
+            request,
             to_number=to_number,
             from_number=from_number,
             caller_id=caller_id,
             play_prompt=play_prompt,
             country_id=country_id,
         )
+        default = None if call.from_number else self.credentials.from_number  # the connection is read only if needed
+        return call.body(default_from_number=default, connection=self.ringcentral_conn_id)
 
     def place_ringout(
         self,
         *,
-        to_number: str,
+        to_number: str | None = None,
         from_number: str | None = None,
         caller_id: str | None = None,
         play_prompt: bool = False,
         country_id: str | int | None = None,
+        request: RingOutRequest | None = None,
     ) -> dict[str, Any]:
         """
         Place a two-legged call: ring ``from_number`` (default: the connection's), then connect it to ``to_number``.
@@ -390,6 +389,7 @@ class RingCentralHook(BaseHook):
         :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
         :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
         :param country_id: RingCentral's numeric country id of the numbers.
+        :param request: the call as one value, already checked, instead of the five fields above.
         :return: RingCentral's status body, with ``id`` always a string.
         """
         body = self.build_ringout_request(
@@ -398,6 +398,7 @@ class RingCentralHook(BaseHook):
             caller_id=caller_id,
             play_prompt=play_prompt,
             country_id=country_id,
+            request=request,
         )
         response = self._api("POST", RINGOUT_PATH, group=self.GROUP_HEAVY, json_body=body)
         assert response is not None

@@ -195,7 +195,7 @@ def test_a_payload_from_before_the_upgrade_still_runs_and_the_task_cancels(emula
     assert emulator.count(kind="ring-out-delete") == 0
 
     sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
-    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+    with pytest.raises(AirflowSensorTimeout, match="it was cancelled and stopped"):
         sensor.execute_complete({}, {k: v for k, v in event.payload.items() if k != "cancel"})
     assert emulator.count(kind="ring-out-delete") == 1
     assert emulator.sessions[ringout_id].cancelled
@@ -217,13 +217,13 @@ def test_trigger_cancels_at_its_deadline_and_the_task_does_not_cancel_again(emul
     (event,) = asyncio.run(events(trigger))
     assert event.payload["status"] == "timeout"
     assert event.payload["cancel"] == "stopped"
-    assert "Cancelled by the trigger: stopped" in event.payload["message"]
+    assert "The trigger's cancel: it was cancelled and stopped" in event.payload["message"]
     assert emulator.count(kind="ring-out-delete") == 1
     assert emulator.sessions[ringout_id].cancelled
 
     asyncio.run(trigger.on_kill())  # a late "mark failed": nothing left to cancel
     sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
-    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+    with pytest.raises(AirflowSensorTimeout, match="it was cancelled and stopped"):
         sensor.execute_complete({}, event.payload)
     assert emulator.count(kind="ring-out-delete") == 1
 

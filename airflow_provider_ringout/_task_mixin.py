@@ -3,6 +3,7 @@ What every RingOut task shares: a lazily built hook and its ``hook_params``, and
 task side, written once for the operator and the sensor (poke, reschedule and deferrable alike).
 
 - :meth:`RingCentralTaskMixin._read`: one status read of a poke or of the check before deferring.
+- :meth:`RingCentralTaskMixin._defer_wait`: the deferral, with the deadlines of ``_wait.deadlines``.
 - :meth:`RingCentralTaskMixin._finish`: a final state ends the wait (connected returns; failed and unknown raise
   :func:`~airflow_provider_ringout._wait.final_error`).
 - :meth:`RingCentralTaskMixin._resume`: the trigger's event, decoded and ended the same way (after dbt Cloud's
@@ -18,6 +19,7 @@ importable from here as before.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -34,7 +36,14 @@ from airflow_provider_ringout._params import (
     check_hook_params,
     seconds,
 )
-from airflow_provider_ringout._wait import TRIGGER_FAIL, RingOutEvent, RingOutEventKind, final_error, stop_if_pending
+from airflow_provider_ringout._wait import (
+    TRIGGER_FAIL,
+    RingOutEvent,
+    RingOutEventKind,
+    deadlines,
+    final_error,
+    stop_if_pending,
+)
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
 from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.status import RingOutState, RingOutWatch
@@ -46,7 +55,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
     from airflow_provider_ringout.status import CancelOutcome
-    from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
 __all__ = [  # the bounds and checks are kept in _params; importable from here as before
     "HOOK_PARAMS",
@@ -122,11 +130,22 @@ class RingCentralTaskMixin:
 
     # --- deferring -----------------------------------------------------------------------------------
 
-    def _trigger(self, watch: RingOutWatch, *, end_time: float, poll_interval: float) -> RingOutTrigger:
-        """The trigger that waits on ``watch`` in the triggerer with this task's settings, until ``end_time``."""
+    def _defer_wait(
+        self, watch: RingOutWatch, *, wait: float, poll_interval: float, hard_end: float | None, say_waited: bool
+    ) -> None:
+        """
+        Hand the wait on ``watch`` to a :class:`RingOutTrigger` with this task's settings, deadlines as
+        :func:`~airflow_provider_ringout._wait.deadlines` sets them; the task resumes in ``execute_complete``.
+
+        :param wait: how long to wait for the call (seconds from now).
+        :param hard_end: when Airflow must fail the task at the latest (epoch seconds), or None.
+        :param say_waited: hand ``execute_complete`` how long the trigger waits (``waited``), for its message.
+        """
         from airflow_provider_ringout.triggers.ringout import RingOutTrigger
 
-        return RingOutTrigger.from_watch(
+        now = time.time()
+        end_time, airflow_timeout = deadlines(now, wait=wait, poll_interval=poll_interval, hard_end=hard_end)
+        trigger = RingOutTrigger.from_watch(
             watch,
             end_time=end_time,
             poll_interval=poll_interval,
@@ -135,21 +154,10 @@ class RingCentralTaskMixin:
             cancel_on_timeout=self.cancel_on_timeout,
             hook_params=self.hook_params,
         )
-
-    def _defer_wait(
-        self,
-        watch: RingOutWatch,
-        *,
-        end_time: float,
-        airflow_timeout: float,
-        poll_interval: float,
-        kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        """Hand the wait to the trigger until ``end_time``; Airflow fails the task ``airflow_timeout`` s from now."""
         self.defer(
-            trigger=self._trigger(watch, end_time=end_time, poll_interval=poll_interval),
+            trigger=trigger,
             method_name="execute_complete",
-            kwargs=kwargs,
+            kwargs={"waited": round(end_time - now, 1)} if say_waited else None,
             timeout=timedelta(seconds=airflow_timeout),
         )
 

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_ringout._params import MAX_POLL_INTERVAL, check_hook_params, seconds
 from airflow_provider_ringout._task_mixin import MAP_INDEX_TEMPLATE, RingCentralTaskMixin
-from airflow_provider_ringout._wait import RingOutEventKind, deadlines, timeout_message
+from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
 from airflow_provider_ringout.exceptions import (
     RingOutFailedError,
     RingOutOutcomeUnknownError,
@@ -300,20 +300,12 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     def _check_once_then_defer(self, watch: RingOutWatch, context: Context) -> None:
         if self._read(watch, context).is_final:  # it connected (failed or unknown raised)
             return
-        now = time.time()
         hard_end = None
         if self.execution_timeout is not None:  # Airflow fails the task at its end, deferred or not
             started = getattr(context["ti"], "start_date", None)
-            hard_end = (started.timestamp() if started else now) + self.execution_timeout.total_seconds()
-        end_time, airflow_timeout = deadlines(
-            now, wait=self.wait_timeout, poll_interval=self.poll_interval, hard_end=hard_end
-        )
+            hard_end = (started.timestamp() if started else time.time()) + self.execution_timeout.total_seconds()
         self._defer_wait(
-            watch,
-            end_time=end_time,
-            airflow_timeout=airflow_timeout,
-            poll_interval=self.poll_interval,
-            kwargs={"waited": round(end_time - time.time(), 1)},
+            watch, wait=self.wait_timeout, poll_interval=self.poll_interval, hard_end=hard_end, say_waited=True
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_ringout._params import MAX_POLL_INTERVAL, check_hook_params, seconds
 from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
-from airflow_provider_ringout._wait import RingOutEventKind, deadlines, timeout_message
+from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
 from airflow_provider_ringout.status import CancelOutcome, RingOutWatch
 
 if TYPE_CHECKING:
@@ -180,9 +180,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
         if self.poke(context):
             return None
         # Airflow fails the deferred sensor at ``timeout``; the trigger ends the wait (and cancels) a margin before.
-        now, limit, poll = time.time(), float(self.timeout), float(self.poke_interval)
-        end_time, airflow_timeout = deadlines(now, wait=limit, poll_interval=poll, hard_end=now + limit)
-        self._defer_wait(self._watching(), end_time=end_time, airflow_timeout=airflow_timeout, poll_interval=poll)
+        limit = float(self.timeout)
+        self._defer_wait(
+            self._watching(),
+            wait=limit,
+            poll_interval=float(self.poke_interval),
+            hard_end=time.time() + limit,
+            say_waited=False,
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""

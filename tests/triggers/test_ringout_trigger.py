@@ -304,3 +304,26 @@ def test_resumed_trigger_reads_a_vanished_call_as_unknown(emulator: RingCentralE
     assert event.payload["seen_connected"] is False
     assert "may have connected; it is not dialled again" in event.payload["message"]
     assert [r.status for r in emulator.requests if r.kind == "ring-out-get"] == [200, 404]
+
+
+@pytest.mark.parametrize(
+    ("wait", "poll", "hard_end", "expected"),
+    [
+        pytest.param(300, 5, None, (300, 310), id="operator: wait_timeout, then Airflow a margin later"),
+        pytest.param(300, 5, 100, (90, 100), id="operator: execution_timeout ends first"),
+        pytest.param(300, 5, 300, (290, 300), id="sensor: timeout is Airflow's, the trigger a margin before"),
+        pytest.param(5, 1, 5, (3.75, 5), id="sensor: a short timeout keeps three quarters"),
+        pytest.param(300, 5, -10, (0.75, 1), id="execution_timeout already over: Airflow gets a second"),
+    ],
+)
+def test_deadlines_serve_the_operator_and_the_sensor(
+    wait: float, poll: float, hard_end: float | None, expected: tuple[float, float]
+) -> None:
+    """One rule for both tasks: (trigger's end, Airflow's timeout), counted from ``now``."""
+    from airflow_provider_ringout._wait import deadlines
+
+    now = 1000.0
+    end_time, airflow_timeout = deadlines(
+        now, wait=wait, poll_interval=poll, hard_end=None if hard_end is None else now + hard_end
+    )
+    assert (end_time - now, airflow_timeout) == pytest.approx(expected)

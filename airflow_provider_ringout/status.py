@@ -150,9 +150,11 @@ class RingOutWatch:
         self.ringout_id = ringout_id
         self.seen_connected = seen_connected
         self.last: RingOutStatus | None = None
+        self.vanished = False  # the latest reading found no session (``last`` keeps the reading before, if any)
 
     def observe(self, status: RingOutStatus) -> RingOutState:
         """Record a reading and return the state it resolves to: pending, connected, failed or unknown."""
+        self.vanished = status.state is RingOutState.GONE
         if status.state is not RingOutState.GONE or self.last is None:
             self.last = status
         if status.state is RingOutState.CONNECTED:
@@ -190,6 +192,15 @@ class RingOutWatch:
         if data.get("last_status"):
             watch.last = RingOutStatus.from_dict(data["last_status"])
         return watch
+
+    @property
+    def pending(self) -> bool:
+        """
+        Whether the call may still be ringing, as far as this watch knows: nothing read yet, or the latest reading
+        pending. The one "still pending?" test of a task's ``on_kill``, the trigger's, and the stop after Airflow's
+        timeout (a session that vanished, or a final reading, is not pending: nothing to cancel).
+        """
+        return not self.vanished and (self.last is None or self.last.state is RingOutState.PENDING)
 
     def describe(self) -> str:
         """The last statuses seen, for messages (a 404 does not hide the last real reading)."""

@@ -192,3 +192,16 @@ def test_any_body_gives_a_state(data: Any) -> None:
     result = classify(data)
     assert result.state in set(RingOutState)
     assert isinstance(result.describe(), str)
+
+
+def test_a_watch_is_pending_until_a_final_reading_or_a_vanished_session() -> None:
+    watch = RingOutWatch("1")
+    assert watch.pending  # nothing read yet: it may ring
+    watch.observe(classify(body("InProgress")))
+    assert watch.pending
+    watch.observe(classify(None))
+    assert not watch.pending  # gone: nothing left to cancel, though its last reading stays the pending one
+    assert watch.last is not None and watch.last.state is RingOutState.PENDING
+    connected = RingOutWatch("2")
+    connected.observe(classify(body("Success", "Success", "Success")))
+    assert not connected.pending

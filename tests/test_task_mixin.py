@@ -1,10 +1,14 @@
 """
+What every RingOut task shares (``_task_mixin``).
+
 ``hook_params``: every task hands RingCentralHook settings to its hook (and, deferring, to its trigger); an unknown
-key or a bad value fails when the DAG is parsed, naming the key and what is accepted.
+key or a bad value fails when the DAG is parsed, naming the key and what is accepted. How a wait ends: the stop
+after Airflow's own timeout and the "still pending?" test, one piece for the operator, the sensor and the trigger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +31,10 @@ from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.operators.ringout import RingOutCancelOperator, RingOutOperator
 from airflow_provider_ringout.sensors.ringout import RingOutSensor
+from airflow_provider_ringout.status import RingOutState, RingOutWatch
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from airflow_provider_ringout.triggers.ringout import RingOutTrigger
-from tests.task_context import task_context
+from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, RingOutTrigger
+from tests.task_context import TaskInstanceDouble, task_context
 
 TO, FROM = "+14155550199", "+14155550100"
 
@@ -174,3 +179,72 @@ def test_the_bounds_themselves_are_accepted() -> None:
         "backoff_factor": MAX_BACKOFF_FACTOR,
         "rate_limit_budget": MAX_RATE_LIMIT_BUDGET,
     }
+
+
+# --- how a wait ends: one piece for the operator, the sensor and the trigger ------------------------------------
+
+
+class FailedByAirflow(TaskInstanceDouble):
+    """A deferred task instance that Airflow resumes only to fail it (its own timeout beat the trigger)."""
+
+    task_id, map_index = "call", -1
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        return self.xcoms.get(key)
+
+
+class StateStore(dict):  # type: ignore[type-arg]
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("task", ["operator", "sensor"])
+def test_after_airflows_timeout_a_pending_call_is_stopped_once(
+    ringcentral_conn_env: RingCentralEmulator, task: str
+) -> None:
+    """
+    The stop after Airflow's own timeout, shared by operator and sensor: the still-pending call gets one DELETE
+    (the operator remembers it failed); resumed again, the call is gone and gets none.
+    """
+    ringcentral_conn_env.script(TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    ringout_id = RingCentralHook().place_ringout(to_number=TO, from_number=FROM)["id"]
+    ti = FailedByAirflow()
+    ti.xcoms["ringout_id"] = ringout_id  # saved by the try that placed the call and deferred
+    context = {**task_context(ti), "task_state_store": StateStore()}
+    fail = {"error": "Trigger timeout"}  # what the scheduler sets when a deferral timed out
+
+    for _ in range(2):  # the second time the call is already gone: no second DELETE
+        built = TASKS[task]() if task == "operator" else RingOutSensor(task_id="wait", ringout_id=ringout_id)
+        with pytest.raises(Exception, match=r"[Tt]imeout"):  # then Airflow's own failure, as before
+            built.resume_execution(TRIGGER_FAIL, fail, context)
+        assert ringcentral_conn_env.count(kind="ring-out-delete") == 1
+    assert ringcentral_conn_env.sessions[ringout_id].cancelled
+    if task == "operator":
+        assert context["task_state_store"]["ringout_outcome"] == "failed"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("killed", ["operator", "trigger"])
+def test_on_kill_leaves_a_call_whose_session_vanished(ringcentral_conn_env: RingCentralEmulator, killed: str) -> None:
+    """
+    "Still pending?" is asked of the watch (``RingOutWatch.pending``) by the task's and the trigger's on_kill
+    alike: a session that vanished after a pending reading has nothing left to cancel, so no DELETE is sent.
+    """
+    ringcentral_conn_env.script(TO, CallScript(outcome=Outcome.SESSION_DISAPPEARS, vanish_after_reads=1))
+    hook = RingCentralHook()
+    ringout_id = hook.place_ringout(to_number=TO, from_number=FROM)["id"]
+    watch = RingOutWatch(ringout_id)
+    assert hook.observe(watch) is RingOutState.PENDING
+    assert hook.observe(watch) is RingOutState.UNKNOWN  # gone; its last reading stays the pending one
+
+    if killed == "operator":
+        op = TASKS["operator"]()
+        op._watch = watch
+        op.on_kill()
+    else:
+        trigger = RingOutTrigger(ringout_id=ringout_id, end_time=1.0)
+        trigger.watch = watch  # as its run() left it
+        asyncio.run(trigger.on_kill())
+
+    assert ringcentral_conn_env.count(kind="ring-out-delete") == 0

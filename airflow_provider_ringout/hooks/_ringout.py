@@ -1,6 +1,6 @@
 """
-The RingOut API's shapes, with no I/O: its paths (from the endpoint table), the request body (checked before
-anything is sent) and the status body of an answer.
+The RingOut API's shapes, with no I/O: its paths (from the endpoint table), the call to place (a
+:class:`RingOutRequest`, checked before anything is sent), and the status body of an answer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.hooks._http import loads_json
 from airflow_provider_ringout.hooks._transport import unusable_answer
 from airflow_provider_ringout.hooks.endpoints import Endpoint
-from airflow_provider_ringout.phone import is_ascii_digits, validate_e164
+from airflow_provider_ringout.request import RingOutRequest
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks._transport import Answer
@@ -38,27 +38,21 @@ def ringout_path(ringout_id: Any) -> str:
     return Endpoint.RING_OUT_GET.path({"ringoutId": text})
 
 
-def ringout_body(
-    *, to_number: Any, from_number: Any, caller_id: Any, play_prompt: Any, country_id: Any
-) -> dict[str, Any]:
-    """The POST body of a call, each field checked (``from_number`` already defaulted by the hook)."""
-    to_number = validate_e164(to_number, "to_number")
-    from_number = validate_e164(from_number, "from_number")
-    caller_id = validate_e164(caller_id, "caller_id", required=False)
-    if not isinstance(play_prompt, bool):
-        raise RingCentralConfigError(f"play_prompt must be True or False; got {play_prompt!r}.")
-    body: dict[str, Any] = {
-        "from": {"phoneNumber": from_number},
-        "to": {"phoneNumber": to_number},
-        "playPrompt": play_prompt,
-    }
-    if caller_id:
-        body["callerId"] = {"phoneNumber": caller_id}
-    if country_id not in (None, ""):
-        if not is_ascii_digits(str(country_id)):
-            raise RingCentralConfigError(f"country_id must be RingCentral's numeric country id; got {country_id!r}.")
-        body["country"] = {"id": str(country_id)}
-    return body
+def ringout_request(request: RingOutRequest | None, **fields: Any) -> RingOutRequest:
+    """
+    The call the hook is asked to place: ``request`` as given (checked when it was built), or one built from the
+    loose keyword arguments the hook's methods have always taken; giving both is refused.
+    """
+    if request is None:
+        return RingOutRequest(**fields)
+    if not isinstance(request, RingOutRequest):
+        raise RingCentralConfigError(f"request must be a RingOutRequest; got {type(request).__name__}.")
+    given = [name for name, value in fields.items() if value not in (None, False, "")]
+    if given:
+        raise RingCentralConfigError(
+            f"Pass either request or the call's fields, not both (also given: {', '.join(given)})."
+        )
+    return request
 
 
 def status_body(response: Answer, endpoint: Endpoint, path: str) -> dict[str, Any]:

@@ -11,12 +11,12 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralConfigError
+from airflow_provider_ringout.exceptions import RingCentralAPIError
 from airflow_provider_ringout.hooks._core import HookCore
-from airflow_provider_ringout.hooks._ringout import RINGOUT_PATH, ringout_body, ringout_path, status_body
+from airflow_provider_ringout.hooks._ringout import RINGOUT_PATH, ringout_path, ringout_request, status_body
 from airflow_provider_ringout.hooks._transport import within_wait
 from airflow_provider_ringout.hooks.endpoints import Endpoint
-from airflow_provider_ringout.phone import mask_phone_number, validate_e164
+from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.state.files import bounded_waits
 from airflow_provider_ringout.status import (
     CancelOutcome,
@@ -29,6 +29,7 @@ from airflow_provider_ringout.status import (
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks._transport import Answer
+    from airflow_provider_ringout.request import RingOutRequest
 
 
 class RingOutCalls(HookCore):
@@ -52,11 +53,12 @@ class RingOutCalls(HookCore):
     def build_ringout_request(
         self,
         *,
-        to_number: str,
+        to_number: str | None = None,
         from_number: str | None = None,
         caller_id: str | None = None,
         play_prompt: bool = False,
         country_id: str | int | None = None,
+        request: RingOutRequest | None = None,
     ) -> dict[str, Any]:
         """
         Validate the numbers and build the POST body; raises before anything is sent.
@@ -66,32 +68,29 @@ class RingOutCalls(HookCore):
         :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
         :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
         :param country_id: RingCentral's numeric country id of the numbers.
+        :param request: the call as one value, already checked, instead of the five fields above.
         :return: the JSON body of the ring-out POST.
         """
-        validate_e164(to_number, "to_number")  # the first field is checked first, before the connection is read
-        if from_number in (None, ""):
-            from_number = self.credentials.from_number
-            if not from_number:
-                raise RingCentralConfigError(
-                    "from_number is required: pass from_number (the phone rung first, E.164 such as +14155550100) "
-                    f"or set the extra field 'from_number' of connection {self.ringcentral_conn_id!r}."
-                )
-        return ringout_body(
+        call = ringout_request(
+            request,
             to_number=to_number,
             from_number=from_number,
             caller_id=caller_id,
             play_prompt=play_prompt,
             country_id=country_id,
         )
+        default = None if call.from_number else self.credentials.from_number  # the connection is read only if needed
+        return call.body(default_from_number=default, connection=self.ringcentral_conn_id)
 
     def place_ringout(
         self,
         *,
-        to_number: str,
+        to_number: str | None = None,
         from_number: str | None = None,
         caller_id: str | None = None,
         play_prompt: bool = False,
         country_id: str | int | None = None,
+        request: RingOutRequest | None = None,
     ) -> dict[str, Any]:
         """
         Place a two-legged call: ring ``from_number`` (default: the connection's), then connect it to ``to_number``.
@@ -103,6 +102,7 @@ class RingOutCalls(HookCore):
         :param caller_id: the number the callee sees (E.164); default: RingCentral's choice.
         :param play_prompt: whether RingCentral asks the ``from`` phone to press 1 first.
         :param country_id: RingCentral's numeric country id of the numbers.
+        :param request: the call as one value, already checked, instead of the five fields above.
         :return: RingCentral's status body, with ``id`` always a string.
         """
         body = self.build_ringout_request(
@@ -111,6 +111,7 @@ class RingOutCalls(HookCore):
             caller_id=caller_id,
             play_prompt=play_prompt,
             country_id=country_id,
+            request=request,
         )
         response = self._api(Endpoint.RING_OUT_CREATE, RINGOUT_PATH, json_body=body)
         assert response is not None  # a 404 to the POST is an error, never "gone"

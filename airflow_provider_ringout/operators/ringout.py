@@ -8,20 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_ringout._task_mixin import (
-    MAP_INDEX_TEMPLATE,
-    MAX_POLL_INTERVAL,
-    RingCentralTaskMixin,
-    check_hook_params,
-    seconds,
-)
+from airflow_provider_ringout._params import MAX_POLL_INTERVAL, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import MAP_INDEX_TEMPLATE, RingCentralTaskMixin
+from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
 from airflow_provider_ringout.exceptions import (
-    RingOutError,
     RingOutFailedError,
     RingOutOutcomeUnknownError,
     RingOutTimeoutError,
     RingOutUnconfirmedError,
 )
+from airflow_provider_ringout.request import RingOutRequest, fields_of, request_at_parse
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
 
 if TYPE_CHECKING:
@@ -61,18 +57,16 @@ def cleared_since(hold: dict[str, Any], context: Context) -> bool:
     return bool(hold.get("clear_number") != clear_number(context))
 
 
-def timeout_message(ringout_id: str, waited: float, watch: RingOutWatch, outcome: CancelOutcome | None) -> str:
-    """Say what happened at a wait timeout, honestly: whether the call was stopped or goes on."""
-    what = outcome.describe() if outcome else "it was not cancelled (cancel_on_timeout=False)"
-    return f"RingOut {ringout_id} did not connect within {waited:g} s; {what} ({watch.describe()})."
-
-
 class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     """
     Place a RingOut (ring ``from_number``, then connect it to ``to_number``) and wait until it connects.
 
     Returns the RingOut id, so ``.output`` feeds a sensor or a cancel task. On Airflow 3.3+ a retry reconnects to
     a call that is still ringing, or succeeds if it already connected, instead of dialling again.
+
+    The five fields of the call (``to_number`` to ``country_id``) are checked once, as one
+    :class:`~airflow_provider_ringout.request.RingOutRequest`: when the DAG is parsed if none holds a template
+    (a wrong number is a DAG import error), else once rendered, before anything is sent.
 
     :param to_number: the number to connect to (second leg), E.164. Templated.
     :param from_number: the phone rung first, E.164; default: the connection's ``from_number``. Templated.
@@ -138,17 +132,25 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         self.deferrable = deferrable
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
+        self._parsed_fields = fields_of(self)
+        self._request = request_at_parse(self._parsed_fields)
+
+    def ringout_request(self) -> RingOutRequest:
+        """
+        The call this task places, checked once: the one built when the DAG was parsed while the fields are as
+        they were then, else one built from the fields as they are now (rendered).
+
+        :raises RingCentralConfigError: a field is wrong (named, with the form expected).
+        """
+        fields = fields_of(self)
+        if self._request is None or fields != self._parsed_fields:
+            self._request, self._parsed_fields = RingOutRequest(**fields), fields
+        return self._request
 
     def execute(self, context: Context) -> str:
         # Check the connection and the rendered numbers before anything is sent (or a retry reconnects).
         self.hook.credentials  # noqa: B018 (parses and checks the connection)
-        self.hook.build_ringout_request(
-            to_number=self.to_number,
-            from_number=self.from_number,
-            caller_id=self.caller_id,
-            play_prompt=self.play_prompt,
-            country_id=self.country_id,
-        )
+        self.hook.build_ringout_request(request=self.ringout_request())  # the default from_number, if needed
         self._refuse_if_held(context)
         return self.execute_resumable(context)
 
@@ -192,13 +194,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         try:
-            body = self.hook.place_ringout(
-                to_number=self.to_number,
-                from_number=self.from_number,
-                caller_id=self.caller_id,
-                play_prompt=self.play_prompt,
-                country_id=self.country_id,
-            )
+            body = self.hook.place_ringout(request=self.ringout_request())
         except RingOutUnconfirmedError as exc:
             self._hold(context, "the answer to the POST that places it was lost", None)
             raise RingOutUnconfirmedError(
@@ -268,14 +264,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             store.set(OUTCOME_KEY, state.value)
 
     def _finish(self, state: RingOutState, watch: RingOutWatch, context: Context) -> None:
+        """Remember the outcome (a call that may have connected also holds off any redial), then end the wait."""
         self._remember(context, state)
-        if state is RingOutState.CONNECTED:
-            self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
-            return
         if state is RingOutState.UNKNOWN:
             self._hold(context, "its session vanished before it was seen connected or failing", watch.ringout_id)
-            raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
-        raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
+        super()._finish(state, watch, context)
 
     def _time_out(
         self,
@@ -286,12 +279,10 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         waited: float | None = None,
     ) -> None:
         """Cancel (unless ``cancelled`` says the trigger did), word the outcome and fail."""
-        outcome = cancelled
-        if outcome is None and self.cancel_on_timeout:
-            outcome = self.hook.cancel_and_confirm(watch.ringout_id)
+        outcome = self._cancel_at_timeout(watch.ringout_id, cancelled)
         if outcome is not None and outcome.stopped:
             self._remember(context, RingOutState.FAILED)
-        message = timeout_message(watch.ringout_id, waited or self.wait_timeout, watch, outcome)
+        message = timeout_message(watch.ringout_id, f"{waited or self.wait_timeout:g} s", watch, outcome)
         self.log.error(message)
         raise RingOutTimeoutError(
             message,
@@ -300,64 +291,35 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             cancelled=outcome.stopped if outcome else None,
         )
 
-    def _wait_failed(self, context: Context, ringout_id: str, why: Exception | str) -> RingOutFailedError:
-        """A wait without a final status: cancel, unless a retry follows that reconnects (Airflow 3.3+ stores
-        the call's id in ``task_state_store`` for it) and is not refused by the no-redial hold."""
+    def _reconnects(self, context: Context) -> bool:
+        """A retry reconnects to the call when Airflow (3.3+) stored its id in ``task_state_store`` for it, and
+        no no-redial hold refuses that retry."""
         store = context.get("task_state_store")
-        reconnects = store is not None and not isinstance(store.get(HOLD_KEY), dict)
-        return self._failed_wait(context, ringout_id, str(why), reconnects=reconnects)
+        return store is not None and not isinstance(store.get(HOLD_KEY), dict)
 
     def _check_once_then_defer(self, watch: RingOutWatch, context: Context) -> None:
-        try:
-            state = self.hook.observe(watch)
-        except Exception as exc:
-            raise self._wait_failed(context, watch.ringout_id, exc) from exc
-        if state is not RingOutState.PENDING:
-            self._finish(state, watch, context)
+        if self._read(watch, context).is_final:  # it connected (failed or unknown raised)
             return
-        end_time, airflow_timeout = self._deadlines(context)
-        self.defer(
-            trigger=self._trigger(watch, end_time=end_time, poll_interval=self.poll_interval),
-            method_name="execute_complete",
-            kwargs={"waited": round(end_time - time.time(), 1)},
-            timeout=timedelta(seconds=airflow_timeout),
-        )
-
-    def _deadlines(self, context: Context) -> tuple[float, float]:
-        """
-        When the trigger gives up (epoch seconds), and Airflow's own timeout for the deferral (seconds from now).
-
-        Airflow's deadline is ``wait_timeout`` plus a margin, or the end of ``execution_timeout`` when that comes
-        first; the trigger's is ``wait_timeout``, or a margin before the end of ``execution_timeout``.
-        """
-        from airflow_provider_ringout.triggers.ringout import deadline_margin
-
-        now = time.time()
-        end_time = now + self.wait_timeout
-        airflow_end = end_time + deadline_margin(self.poll_interval, self.wait_timeout)
-        if self.execution_timeout is not None:
+        hard_end = None
+        if self.execution_timeout is not None:  # Airflow fails the task at its end, deferred or not
             started = getattr(context["ti"], "start_date", None)
-            hard_end = (started.timestamp() if started else now) + self.execution_timeout.total_seconds()
-            if hard_end < airflow_end:
-                airflow_end = max(hard_end, now + 1)
-                end_time = min(end_time, airflow_end - deadline_margin(self.poll_interval, airflow_end - now))
-        return end_time, airflow_end - now
+            hard_end = (started.timestamp() if started else time.time()) + self.execution_timeout.total_seconds()
+        self._defer_wait(
+            watch, wait=self.wait_timeout, poll_interval=self.poll_interval, hard_end=hard_end, say_waited=True
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""
-        from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, stop_if_pending
-
-        if next_method == TRIGGER_FAIL and self.cancel_on_timeout:
-            ti = context["ti"]
-            ringout_id = ti.xcom_pull(task_ids=ti.task_id, key="ringout_id", map_indexes=ti.map_index)
-            if ringout_id:
-                try:
-                    outcome = stop_if_pending(self.hook, RingOutWatch(str(ringout_id)))
-                    if outcome is not None and outcome.stopped:
-                        self._remember(context, RingOutState.FAILED)
-                except RingOutError:
-                    self.log.exception("Could not stop RingOut %s after Airflow's timeout.", ringout_id)
+        outcome = self._stop_after_airflow_timeout(next_method, context)
+        if outcome is not None and outcome.stopped:
+            self._remember(context, RingOutState.FAILED)
         return super().resume_execution(next_method, next_kwargs, context)
+
+    def _deferred_ringout_id(self, context: Context) -> str | None:
+        """The call of the try that deferred, as it saved it (this try has not seen it)."""
+        ti = context["ti"]
+        ringout_id = ti.xcom_pull(task_ids=ti.task_id, key="ringout_id", map_indexes=ti.map_index)
+        return str(ringout_id) if ringout_id else None
 
     def execute_complete(self, context: Context, event: dict[str, Any], waited: float | None = None) -> str:
         """
@@ -370,17 +332,10 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         :param waited: how long the trigger waited, for the message (``wait_timeout`` if not given).
         :return: the RingOut id.
         """
-        from airflow_provider_ringout.triggers.ringout import RingOutEvent, RingOutEventKind
-
-        resumed = RingOutEvent.decode(event)
-        watch = self._watch = resumed.watch
-        if resumed.kind.state is not None:  # connected, failed or unknown
-            self._finish(resumed.kind.state, watch, context)
-        elif resumed.kind is RingOutEventKind.TIMEOUT:
-            self._time_out(watch, context, cancelled=resumed.cancel, waited=waited)
-        else:
-            raise self._wait_failed(context, watch.ringout_id, f"the trigger's error: {resumed.message}")
-        return watch.ringout_id
+        resumed = self._resume(context, event)
+        if resumed.kind is RingOutEventKind.TIMEOUT:
+            self._time_out(resumed.watch, context, cancelled=resumed.cancel, waited=waited)
+        return resumed.watch.ringout_id
 
 
 class RingOutCancelOperator(RingCentralTaskMixin, BaseOperator):

@@ -15,14 +15,10 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ringout._task_mixin import (
-    MAX_POLL_INTERVAL,
-    RingCentralTaskMixin,
-    check_hook_params,
-    seconds,
-)
-from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError, RingOutOutcomeUnknownError
-from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
+from airflow_provider_ringout._params import MAX_POLL_INTERVAL, check_hook_params, seconds
+from airflow_provider_ringout._task_mixin import RingCentralTaskMixin
+from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
+from airflow_provider_ringout.status import CancelOutcome, RingOutWatch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -124,20 +120,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         watch = self._watching()
-        try:
-            state = self.hook.observe(watch)
-        except Exception as exc:  # status reads failing for good, or anything unexpected: no final status
-            # A retry of the sensor pokes the same ringout_id again, so it reconnects to the call.
-            raise self._failed_wait(context, watch.ringout_id, str(exc), reconnects=True) from exc
-        _raise_if_failed(state, watch)
-        if state is RingOutState.PENDING and self.reschedule and self._last_poke_before_timeout(context):
+        # A read failing for good fails the wait; a retry of the sensor pokes the same id, so it reconnects.
+        if self._read(watch, context).is_final:  # it connected (failed or unknown raised)
+            return True
+        if self.reschedule and self._last_poke_before_timeout(context):
             # Some Airflow versions fail a timed-out rescheduled sensor before calling it again, so the cancel
             # must happen on the last poke that runs.
-            self._cancel_after_timeout()
-            raise AirflowSensorTimeout(
-                f"RingOut {watch.ringout_id} did not connect within the sensor's timeout ({watch.describe()})."
-            )
-        return state is RingOutState.CONNECTED
+            self._time_out(watch)
+        return False
 
     def _elapsed(self, context: Context) -> float:
         """Seconds since the rescheduled sensor first poked (asked once per poke: each poke is a new process)."""
@@ -187,31 +177,25 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             raise
 
     def _check_once_then_defer(self, context: Context) -> Any:
-        from airflow_provider_ringout.triggers.ringout import deadline_margin
-
         if self.poke(context):
             return None
-        watch = self._watching()
         # Airflow fails the deferred sensor at ``timeout``; the trigger ends the wait (and cancels) a margin before.
-        limit, poll = float(self.timeout), float(self.poke_interval)
-        self.defer(
-            trigger=self._trigger(
-                watch, end_time=time.time() + limit - deadline_margin(poll, limit), poll_interval=poll
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=limit),
+        limit = float(self.timeout)
+        self._defer_wait(
+            self._watching(),
+            wait=limit,
+            poll_interval=float(self.poke_interval),
+            hard_end=time.time() + limit,
+            say_waited=False,
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""
-        from airflow_provider_ringout.triggers.ringout import TRIGGER_FAIL, stop_if_pending
-
-        if next_method == TRIGGER_FAIL and self.cancel_on_timeout:
-            try:
-                self._report_cancel(stop_if_pending(self.hook, self._watching()))
-            except RingOutError:
-                self.log.exception("Could not stop RingOut %s after Airflow's timeout.", self.ringout_id)
+        self._stop_after_airflow_timeout(next_method, context)
         return super().resume_execution(next_method, next_kwargs, context)
+
+    def _deferred_ringout_id(self, context: Context) -> str | None:
+        return str(self.ringout_id) if self.ringout_id else None
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         """
@@ -219,42 +203,20 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
 
         :param event: the trigger's event.
         """
-        from airflow_provider_ringout.triggers.ringout import RingOutEvent, RingOutEventKind
-
-        resumed = RingOutEvent.decode(event)
-        watch = self._watch = resumed.watch
-        if resumed.kind is RingOutEventKind.CONNECTED:
-            self.log.info("RingOut %s connected (%s).", watch.ringout_id, watch.describe())
-            return
-        if resumed.kind.state is not None:  # failed or unknown
-            _raise_if_failed(resumed.kind.state, watch)
+        resumed = self._resume(context, event)
         if resumed.kind is RingOutEventKind.TIMEOUT:
-            outcome = self._cancel_after_timeout(resumed.cancel)
-            what = f"; cancel: {outcome.value}" if outcome else ""
-            raise AirflowSensorTimeout(
-                f"RingOut {watch.ringout_id} did not connect in time ({watch.describe()}{what})."
-            )
-        raise self._failed_wait(context, watch.ringout_id, f"the trigger's error: {resumed.message}", reconnects=True)
+            self._time_out(resumed.watch, resumed.cancel)
+
+    def _time_out(self, watch: RingOutWatch, done: CancelOutcome | None = None) -> None:
+        """Cancel the call (unless ``done`` says the trigger did), then raise Airflow's sensor timeout."""
+        outcome = self._cancel_after_timeout(done)
+        raise AirflowSensorTimeout(timeout_message(watch.ringout_id, "the sensor's timeout", watch, outcome))
 
     def _cancel_after_timeout(self, done: CancelOutcome | None = None) -> CancelOutcome | None:
         """Cancel the call after the timeout, unless ``done`` says the trigger already did; returns the outcome."""
-        if not self.cancel_on_timeout or self._watch is None:
+        if self._watch is None:
             return None
         if self._cancelled is None:  # a timed-out last poke already cancelled, before execute() saw the timeout
-            self._cancelled = done or self.hook.cancel_and_confirm(self._watch.ringout_id)
-            self._report_cancel(self._cancelled)
+            self._cancelled = self._cancel_at_timeout(self._watch.ringout_id, done)
+            self._report_cancel(self._watch.ringout_id, self._cancelled)
         return self._cancelled
-
-    def _report_cancel(self, outcome: CancelOutcome | None) -> None:
-        if outcome is not None and not outcome.stopped:
-            self.log.warning(
-                "RingOut %s goes on after the sensor timed out: %s.", str(self.ringout_id), outcome.describe()
-            )
-
-
-def _raise_if_failed(state: RingOutState, watch: RingOutWatch) -> None:
-    """Fail the sensor on a call that failed, or whose outcome is unknown (never retried: it may have connected)."""
-    if state is RingOutState.UNKNOWN:
-        raise RingOutOutcomeUnknownError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)
-    if state is RingOutState.FAILED:
-        raise RingOutFailedError(watch.failure_message(), ringout_id=watch.ringout_id, status=watch.last)

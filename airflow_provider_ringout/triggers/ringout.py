@@ -1,18 +1,27 @@
-"""RingOutTrigger: waits on a RingOut in the triggerer, without blocking its event loop."""
+"""
+RingOutTrigger: waits on a RingOut in the triggerer, without blocking its event loop.
+
+Its event (:class:`RingOutEvent`), the margin before Airflow's own deadline and the stop after Airflow's timeout
+live in ``_wait``, shared with the tasks that defer to it, and are importable from here as before.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_ringout._task_mixin import check_hook_params, seconds
-from airflow_provider_ringout.exceptions import RingOutError
+from airflow_provider_ringout._params import check_hook_params, seconds
+from airflow_provider_ringout._wait import (
+    DEADLINE_SLACK,
+    TRIGGER_FAIL,
+    RingOutEvent,
+    RingOutEventKind,
+    deadline_margin,
+    stop_if_pending,
+)
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
 
 if TYPE_CHECKING:
@@ -20,103 +29,19 @@ if TYPE_CHECKING:
 
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
-# The trigger gives up this long (plus one poll interval) before Airflow's own deadline for the deferred task,
-# so that it, not Airflow, ends the wait and stops the call: covers a status read in flight at the deadline, the
-# DELETE and its confirming read, and a triggerer whose event loop runs a few seconds late.
-DEADLINE_SLACK = 5.0
 # Longest the trigger spends on one cancel (DELETE, then a status read), each with the hook's own retries.
 CANCEL_TIMEOUT = 30.0
 
-
-def deadline_margin(poll_interval: float, wait: float) -> float:
-    """
-    Seconds between the trigger's deadline and Airflow's own one: a poll plus :data:`DEADLINE_SLACK`.
-
-    :param poll_interval: seconds between status reads.
-    :param wait: the whole wait the margin is cut from; the margin never takes more than a quarter of it, so a
-        short wait is not cut to nothing.
-    :return: the margin in seconds.
-    """
-    return min(float(poll_interval) + DEADLINE_SLACK, max(float(wait), 0.0) / 4)
-
-
-class RingOutEventKind(str, enum.Enum):
-    """How the trigger's wait ended: the ``status`` of its event."""
-
-    CONNECTED = "connected"
-    FAILED = "failed"
-    UNKNOWN = "unknown"  # the session vanished before it was seen connected or failing: it may have connected
-    TIMEOUT = "timeout"
-    ERROR = "error"  # the wait itself failed (credentials revoked, RingCentral unreachable, ...)
-
-    @property
-    def state(self) -> RingOutState | None:
-        """The call's final state this kind reports (connected, failed, unknown); None for timeout and error."""
-        try:
-            return RingOutState(self.value)
-        except ValueError:
-            return None
-
-
-@dataclass(frozen=True)
-class RingOutEvent:
-    """
-    The trigger's one event, typed: what the wait came to, the call's watch, a message, and the trigger's cancel.
-
-    :meth:`payload` and :meth:`decode` are the only code that knows the event's JSON keys. The payload keeps
-    the shape of the first release (``ringout_status`` holds the last reading), and :meth:`decode` reads every
-    event an earlier release fired, so a task deferred across an upgrade resumes.
-    """
-
-    kind: RingOutEventKind
-    watch: RingOutWatch
-    message: str = ""
-    cancel: CancelOutcome | None = None  # the trigger's own cancel at its deadline; None: it did not cancel
-
-    def payload(self) -> dict[str, Any]:
-        """The JSON the trigger fires."""
-        watch = self.watch.to_dict()
-        return {
-            "status": self.kind.value,
-            "ringout_id": watch["ringout_id"],
-            "ringout_status": watch["last_status"],
-            "seen_connected": watch["seen_connected"],
-            "message": self.message,
-            "cancel": self.cancel.value if self.cancel else None,
-        }
-
-    @classmethod
-    def decode(cls, event: Any) -> RingOutEvent:
-        """
-        Read the event a task resumes with (``execute_complete``'s ``event``).
-
-        Keys an older release did not write take their old meaning (no ``cancel``: the trigger did not cancel);
-        a ``status`` this release does not know reads as an error, so the task fails with the event's message,
-        and a ``cancel`` it does not know as no cancel, so the task cancels (again: a harmless repeat).
-
-        :param event: the event's payload.
-        :return: the typed event.
-        :raises RingOutError: the event is not a RingOut event (no ``ringout_id``, or not a mapping).
-        """
-        if not isinstance(event, Mapping) or not event.get("ringout_id"):
-            raise RingOutError(f"The task resumed with an event that is not a RingOut trigger event: {event!r}.")
-        message = str(event.get("message") or "unknown error")
-        try:
-            kind = RingOutEventKind(event.get("status"))
-        except ValueError:
-            kind, message = RingOutEventKind.ERROR, f"unrecognised event status {event.get('status')!r}: {message}"
-        watch = RingOutWatch.from_dict(
-            {
-                "ringout_id": event["ringout_id"],
-                "seen_connected": event.get("seen_connected"),
-                "last_status": event.get("ringout_status"),
-            }
-        )
-        try:
-            cancel = CancelOutcome(event["cancel"]) if event.get("cancel") else None
-        except ValueError:
-            cancel = None
-        return cls(kind, watch, message, cancel)
+__all__ = [  # the event, the deadlines and the stop after Airflow's timeout are kept in _wait; importable here
+    "CANCEL_TIMEOUT",
+    "DEADLINE_SLACK",
+    "TRIGGER_FAIL",
+    "RingOutEvent",
+    "RingOutEventKind",
+    "RingOutTrigger",
+    "deadline_margin",
+    "stop_if_pending",
+]
 
 
 class RingOutTrigger(BaseTrigger):
@@ -226,12 +151,8 @@ class RingOutTrigger(BaseTrigger):
                 with within_wait(time.monotonic() + self.end_time - time.time()):  # a read ends with the wait
                     status = await hook.aget_status(self.ringout_id)
                 state = self.watch.observe(status)
-                if state is RingOutState.CONNECTED:
-                    message = f"RingOut {self.ringout_id} connected ({self.watch.describe()})."
-                    yield self._event(RingOutEventKind.CONNECTED, message)
-                    return
-                if state in (RingOutState.FAILED, RingOutState.UNKNOWN):
-                    yield self._event(RingOutEventKind(state.value), self.watch.failure_message())
+                if state.is_final:  # connected, failed or unknown: the event's kind is the state
+                    yield self._event(RingOutEventKind(state.value), self._final_message(state))
                     return
                 remaining = self.end_time - time.time()
                 if remaining <= 0:
@@ -240,6 +161,11 @@ class RingOutTrigger(BaseTrigger):
                 await asyncio.sleep(min(self.poll_interval, remaining))
         except Exception as exc:
             yield self._event(RingOutEventKind.ERROR, f"{type(exc).__name__}: {exc}")
+
+    def _final_message(self, state: RingOutState) -> str:
+        if state is RingOutState.CONNECTED:
+            return f"RingOut {self.ringout_id} connected ({self.watch.describe()})."
+        return self.watch.failure_message()
 
     async def _time_out(self, hook: RingCentralHook) -> str:
         """Cancel the still-pending call if asked (once), and say so in the event's message."""
@@ -252,36 +178,11 @@ class RingOutTrigger(BaseTrigger):
             self.log.warning("Could not cancel RingOut %s at the deadline: %s", self.ringout_id, exc)
             return f"{message} The trigger could not cancel it ({type(exc).__name__}: {exc})."
         self.cancelled = CancelOutcome(outcome)
-        return f"{message} Cancelled by the trigger: {self.cancelled.value}."
+        return f"{message} The trigger's cancel: {self.cancelled.describe()}."
 
     async def on_kill(self) -> None:
         """The user killed the deferred task (mark failed, clear): cancel the call if it is still pending."""
-        last = self.watch.last
-        if not self.cancel_on_kill or self.cancelled is not None:
-            return
-        if last is not None and last.state is not RingOutState.PENDING:
+        if not self.cancel_on_kill or self.cancelled is not None or not self.watch.pending:
             return
         self.log.warning("Deferred task killed while RingOut %s was pending: cancelling it.", self.ringout_id)
         await asyncio.wait_for(self._hook().acancel_and_confirm(self.ringout_id), timeout=CANCEL_TIMEOUT)
-
-
-# The ``next_method`` Airflow resumes a deferred task with to fail it: its own deadline passed before the
-# trigger fired (a triggerer down or far behind), or the trigger crashed. ``execute_complete`` never runs then.
-TRIGGER_FAIL = "__fail__"
-
-
-def stop_if_pending(hook: RingCentralHook, watch: RingOutWatch) -> CancelOutcome | None:
-    """
-    Airflow failed the deferred task without resuming it: cancel its call if it is still pending.
-
-    The status is read first, so a call the trigger already stopped (its session is gone) or that ended by
-    itself gets no second DELETE.
-
-    :param hook: the task's RingCentralHook.
-    :param watch: the call's watch (its last reading, if any, is replaced by a fresh one).
-    :return: the cancel's outcome, or None when there was nothing pending to cancel.
-    """
-    if hook.observe(watch) is not RingOutState.PENDING:
-        return None
-    hook.log.warning("Airflow failed the deferred task while RingOut %s was pending: cancelling it.", watch.ringout_id)
-    return CancelOutcome(hook.cancel_and_confirm(watch.ringout_id))

@@ -47,11 +47,40 @@ FIELD_CASES = [c for c in FIELD_CASES if not (c[0] == "from_number" and c[2] in 
 
 @pytest.mark.parametrize(("field", "case", "value"), FIELD_CASES, ids=[f"{f}-{c}" for f, c, _ in FIELD_CASES])
 def test_bad_numbers(ringcentral_conn_env: RingCentralEmulator, field: str, case: str, value: Any) -> None:
+    """A plain bad number fails when the DAG is parsed; a template is checked once rendered, before any request."""
     kwargs = {"to_number": TO, "from_number": FROM, field: value}
-    op = RingOutOperator(task_id="call", **kwargs)
+    if case == "unrendered_template":
+        op = RingOutOperator(task_id="call", **kwargs)  # a template: nothing to check until it is rendered
+        with pytest.raises(RingCentralConfigError, match=rf"{field}.*unrendered template"):
+            op.execute(CONTEXT)
+    else:
+        with pytest.raises(RingCentralConfigError, match=field):
+            RingOutOperator(task_id="call", **kwargs)
+    assert ringcentral_conn_env.requests == []
+
+
+@pytest.mark.parametrize(("field", "case", "value"), FIELD_CASES, ids=[f"{f}-{c}" for f, c, _ in FIELD_CASES])
+def test_bad_numbers_from_a_template_fail_once_rendered(
+    ringcentral_conn_env: RingCentralEmulator, field: str, case: str, value: Any
+) -> None:
+    op = RingOutOperator(task_id="call", **{"to_number": TO, "from_number": FROM, field: "{{ params.number }}"})
+    setattr(op, field, value)  # what Airflow's rendering of the template field leaves
     with pytest.raises(RingCentralConfigError, match=field):
         op.execute(CONTEXT)
     assert ringcentral_conn_env.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"caller_id": "555-0100"}, "caller_id"),
+        ({"play_prompt": "yes"}, "play_prompt must be True or False"),
+        ({"country_id": "US"}, "country_id must be RingCentral's numeric country id"),
+    ],
+)
+def test_the_other_request_fields_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RingCentralConfigError, match=message):
+        RingOutOperator(task_id="call", to_number=TO, **kwargs)
 
 
 @pytest.mark.parametrize(

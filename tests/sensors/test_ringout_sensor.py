@@ -177,3 +177,23 @@ def test_deferral_hands_the_call_to_a_trigger(emulator: RingCentralEmulator) -> 
     assert deferred.value.method_name == "execute_complete"
     assert emulator.count(kind="ring-out-get") == 1  # checked once before deferring
     assert emulator.count(kind="ring-out-delete") == 0
+
+
+@pytest.mark.parametrize(
+    ("cancel_on_timeout", "words"),
+    [(True, "it was cancelled and stopped"), (False, "it was not cancelled (cancel_on_timeout=False)")],
+)
+def test_the_timeout_says_what_became_of_the_call(
+    emulator: RingCentralEmulator, cancel_on_timeout: bool, words: str
+) -> None:
+    """The sensor words its timeout as the operator does (one ``timeout_message``), cancel outcome included."""
+    ringout_id = place(emulator, Outcome.NEVER_ANSWERS)
+    ti = TaskInstanceDouble()
+    ti.first_reschedule_date = timezone.utcnow() - timedelta(seconds=56)  # the next poke would land after 60 s
+    task = sensor(ringout_id, mode="reschedule", poke_interval=5, timeout=60, cancel_on_timeout=cancel_on_timeout)
+
+    with pytest.raises(AirflowSensorTimeout) as err:
+        task.execute(task_context(ti))
+
+    assert f"RingOut {ringout_id} did not connect within the sensor's timeout; {words}" in str(err.value)
+    assert emulator.count(kind="ring-out-delete") == (1 if cancel_on_timeout else 0)

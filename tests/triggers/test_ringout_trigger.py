@@ -195,7 +195,7 @@ def test_a_payload_from_before_the_upgrade_still_runs_and_the_task_cancels(emula
     assert emulator.count(kind="ring-out-delete") == 0
 
     sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
-    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+    with pytest.raises(AirflowSensorTimeout, match="it was cancelled and stopped"):
         sensor.execute_complete({}, {k: v for k, v in event.payload.items() if k != "cancel"})
     assert emulator.count(kind="ring-out-delete") == 1
     assert emulator.sessions[ringout_id].cancelled
@@ -217,13 +217,13 @@ def test_trigger_cancels_at_its_deadline_and_the_task_does_not_cancel_again(emul
     (event,) = asyncio.run(events(trigger))
     assert event.payload["status"] == "timeout"
     assert event.payload["cancel"] == "stopped"
-    assert "Cancelled by the trigger: stopped" in event.payload["message"]
+    assert "The trigger's cancel: it was cancelled and stopped" in event.payload["message"]
     assert emulator.count(kind="ring-out-delete") == 1
     assert emulator.sessions[ringout_id].cancelled
 
     asyncio.run(trigger.on_kill())  # a late "mark failed": nothing left to cancel
     sensor = RingOutSensor(task_id="wait", ringout_id=ringout_id)
-    with pytest.raises(AirflowSensorTimeout, match="cancel: stopped"):
+    with pytest.raises(AirflowSensorTimeout, match="it was cancelled and stopped"):
         sensor.execute_complete({}, event.payload)
     assert emulator.count(kind="ring-out-delete") == 1
 
@@ -304,3 +304,26 @@ def test_resumed_trigger_reads_a_vanished_call_as_unknown(emulator: RingCentralE
     assert event.payload["seen_connected"] is False
     assert "may have connected; it is not dialled again" in event.payload["message"]
     assert [r.status for r in emulator.requests if r.kind == "ring-out-get"] == [200, 404]
+
+
+@pytest.mark.parametrize(
+    ("wait", "poll", "hard_end", "expected"),
+    [
+        pytest.param(300, 5, None, (300, 310), id="operator: wait_timeout, then Airflow a margin later"),
+        pytest.param(300, 5, 100, (90, 100), id="operator: execution_timeout ends first"),
+        pytest.param(300, 5, 300, (290, 300), id="sensor: timeout is Airflow's, the trigger a margin before"),
+        pytest.param(5, 1, 5, (3.75, 5), id="sensor: a short timeout keeps three quarters"),
+        pytest.param(300, 5, -10, (0.75, 1), id="execution_timeout already over: Airflow gets a second"),
+    ],
+)
+def test_deadlines_serve_the_operator_and_the_sensor(
+    wait: float, poll: float, hard_end: float | None, expected: tuple[float, float]
+) -> None:
+    """One rule for both tasks: (trigger's end, Airflow's timeout), counted from ``now``."""
+    from airflow_provider_ringout._wait import deadlines
+
+    now = 1000.0
+    end_time, airflow_timeout = deadlines(
+        now, wait=wait, poll_interval=poll, hard_end=None if hard_end is None else now + hard_end
+    )
+    assert (end_time - now, airflow_timeout) == pytest.approx(expected)

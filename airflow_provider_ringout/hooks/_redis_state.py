@@ -35,6 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, TokenCache, urgent
+from airflow_provider_ringout.hooks._transport import lock_wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -227,7 +228,7 @@ class RedisTokenCache:
 
     def _get(self, login: Callable[[], Token], invalid: str | None) -> Token:
         hurry = urgent()  # a renewal holding the lock must not hold up a cancel from on_kill
-        deadline = time.monotonic() + (URGENT_LOCK_WAIT if hurry else LOGIN_WAIT)
+        deadline = time.monotonic() + (lock_wait(URGENT_LOCK_WAIT if hurry else LOGIN_WAIT) or 0.0)
         said = False
         while True:
             with self.link.guard() as redis:

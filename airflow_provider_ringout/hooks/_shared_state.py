@@ -146,9 +146,12 @@ class StateDir:
         """
         Hold the host-wide lock ``name`` (and a thread lock, as flock alone does not order threads).
 
-        Inside :func:`bounded_waits` each lock is waited on for a bounded time, then the body runs without it.
+        Inside :func:`bounded_waits`, or a request's bounded wait (``_transport.within_wait``), each lock is waited
+        on for a bounded time, then the body runs without it.
         """
-        timeout = _lock_timeout.get()
+        from airflow_provider_ringout.hooks._transport import lock_wait  # here: _transport imports this module
+
+        timeout = lock_wait(_lock_timeout.get())
         thread_lock = _thread_locks.setdefault(f"{self.path}/{name}", threading.Lock())
         held = thread_lock.acquire(timeout=-1 if timeout is None else timeout)
         try:

@@ -19,6 +19,7 @@ import random
 import sys
 import time
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
@@ -29,6 +30,7 @@ from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralAuthError,
     RingCentralRateLimitError,
+    RingCentralWaitEndedError,
     RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._shared_state import MAX_WAIT, URGENT_LOCK_WAIT, capped_wait, urgent
@@ -264,38 +266,66 @@ _A = TypeVar("_A", bound=Answer)
 
 # A waiting sender asks the shared pacer again at least this often: another host may have lifted or moved the block.
 PACER_RECHECK = 10.0
-# The end (time.monotonic) of the wait a request serves: its resends, back-offs and rate-limit waits stop there.
-_wait_end: contextvars.ContextVar[float | None] = contextvars.ContextVar("ringout_wait_end", default=None)
+
+
+# The bounds (time.monotonic) of the wait a request serves: its resends, back-offs and rate-limit waits stop at
+# ``send_by``, and its answer is awaited until ``end`` (see :func:`within_wait`).
+@dataclass(frozen=True)
+class _Bounds:
+    send_by: float
+    end: float
+
+
+_wait_end: contextvars.ContextVar[_Bounds | None] = contextvars.ContextVar("ringout_wait_end", default=None)
 
 
 @contextlib.contextmanager
-def within_wait(end: float) -> Iterator[None]:
+def within_wait(end: float, *, send_by: float | None = None) -> Iterator[None]:
     """
     Requests sent in this block (sync or async) back off, resend and wait for a rate limit only until ``end``
     (``time.monotonic()``): a single status read is bounded by what is left of the wait it serves.
+
+    :param send_by: for placing a call: the waits before sending (a login, the pacer, a 429's ``Retry-After``)
+        stop here instead, the ring-out POST is not sent after it (:class:`RingCentralWaitEndedError`, no call
+        exists), and its answer is still awaited until ``end``.
     """
-    reset = _wait_end.set(end)
+    reset = _wait_end.set(_Bounds(end if send_by is None else min(send_by, end), end))
     try:
         yield
     finally:
         _wait_end.reset(reset)
 
 
-def bounded_timeout(request_timeout: float) -> float:
+def bounded_timeout(request_timeout: float, *, before_send: bool = False) -> float:
     """
     A request's socket timeout: ``request_timeout``, cut to what is left of the wait it serves (at least 1 s, so
     a read at the very end still gets its answer), so a slow server cannot hold one read past the wait's end.
+
+    :param before_send: the request gets ready for another (the login): cut to ``send_by`` instead.
     """
-    end = _wait_end.get()
-    if end is None:
+    bounds = _wait_end.get()
+    if bounds is None:
         return request_timeout
+    end = bounds.send_by if before_send else bounds.end
     return min(request_timeout, max(1.0, end - time.monotonic()))
+
+
+def lock_wait(seconds: float | None) -> float | None:
+    """
+    How long a shared-state lock (the login lock, the pacer's) may be waited on: ``seconds`` (None: no bound), cut
+    to what is left before the request must be sent (at least 1 s); the caller goes ahead without it after that.
+    """
+    bounds = _wait_end.get()
+    if bounds is None:
+        return seconds
+    left = max(1.0, bounds.send_by - time.monotonic())
+    return left if seconds is None else min(seconds, left)
 
 
 def past_wait_end(delay: float) -> bool:
     """Whether sleeping ``delay`` s would go past the end of the wait the request serves (see :func:`within_wait`)."""
-    end = _wait_end.get()
-    return end is not None and time.monotonic() + delay > end
+    bounds = _wait_end.get()
+    return bounds is not None and time.monotonic() + delay > bounds.send_by
 
 
 class Attempts:
@@ -355,11 +385,20 @@ class Attempts:
         The pacer said to wait ``delay`` s before sending: how long to sleep before asking it again.
 
         :raises RingCentralRateLimitError: waiting is off, or urgent code would wait past its bound.
+        :raises RingCentralWaitEndedError: the wait would run past the end of the wait the request serves.
         """
         now = time.monotonic()
         if self._pacer_deadline is None:
             self._pacer_deadline = now + URGENT_LOCK_WAIT
-        if not self.wait or (urgent() and now + delay > self._pacer_deadline) or past_wait_end(delay):
+        if self.wait and past_wait_end(delay):
+            raise RingCentralWaitEndedError(
+                f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s, past the end of "
+                "the wait; not sent",
+                status_code=429,
+                method=self.method,
+                path=self.path,
+            )
+        if not self.wait or (urgent() and now + delay > self._pacer_deadline):
             raise RingCentralRateLimitError(
                 f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s", status_code=429
             )
@@ -368,8 +407,18 @@ class Attempts:
         return min(delay, PACER_RECHECK)
 
     def turn_taken(self) -> None:
-        """The pacer gave this request its turn (the next wait for a turn has its own bound)."""
+        """
+        The pacer gave this request its turn (the next wait for a turn has its own bound); the loop sends now.
+
+        :raises RingCentralWaitEndedError: a ring-out POST past the ``send_by`` of its wait: not sent.
+        """
         self._pacer_deadline = None
+        if not self.idempotent and past_wait_end(0):
+            raise RingCentralWaitEndedError(
+                "not sent: the time to place the call ran out before it could be sent",
+                method=self.method,
+                path=self.path,
+            )
 
     def use_token(self, token: str) -> None:
         """The loop sends now with this access token (the one refused, if RingCentral refuses it)."""
@@ -380,6 +429,7 @@ class Attempts:
         The send raised ``exc`` before an answer came: how long to wait before sending again.
 
         :raises RingCentralAPIError: a redirect, or no attempt left (the give-up message).
+        :raises RingCentralWaitEndedError: the next attempt would come after the end of the wait.
         :raises RingOutUnconfirmedError: a POST that may have reached RingCentral (never sent twice blindly).
         """
         name = type(exc).__name__
@@ -405,7 +455,7 @@ class Attempts:
             ) from None
         delay = self.retry.get_backoff_time()
         if past_wait_end(delay):
-            raise RingCentralAPIError(
+            raise RingCentralWaitEndedError(
                 f"could not reach {self.server} ({name}); the wait ends before the next attempt",
                 method=self.method,
                 path=self.path,
@@ -448,7 +498,11 @@ class Attempts:
         return delay
 
     def _after_refusal(self, answer: Answer) -> float | None:
-        """A 429: how long to sleep before resending, or None when waiting is off or the budget is spent."""
+        """
+        A 429: how long to sleep before resending, or None when waiting is off or the budget is spent.
+
+        :raises RingCentralWaitEndedError: resending would pass the end of the wait (:func:`within_wait`).
+        """
         if not self.wait:
             return None
         now = time.monotonic()
@@ -456,8 +510,16 @@ class Attempts:
         if self.refusals == 1:
             self._first_refusal = now
         delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals)
-        if now + delay - self._first_refusal > self.rate_limit_budget or past_wait_end(delay):
+        if now + delay - self._first_refusal > self.rate_limit_budget:
             return None
+        if past_wait_end(delay):
+            raise RingCentralWaitEndedError(
+                f"answered 429 (Retry-After {retry_after(answer.headers):.0f} s; nothing was processed); resending "
+                f"in {delay:.0f} s would pass the end of the wait",
+                status_code=429,
+                method=self.method,
+                path=self.path,
+            )
         self.log.warning(
             "%s %s answered 429 (%d so far); resending in %.1f s.", self.method, self.path, self.refusals, delay
         )

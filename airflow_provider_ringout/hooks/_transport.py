@@ -46,7 +46,9 @@ DEFAULT_RETRY_AFTER = 30.0
 RATE_LIMIT_BUDGET = 900.0
 
 
-def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None = None) -> float:
+def rate_limit_wait(
+    retry_after: float, refusals: int, rng: random.Random | None = None, *, limit: float = MAX_WAIT
+) -> float:
     """
     How long to wait before resending a request that got its ``refusals``-th 429.
 
@@ -62,11 +64,14 @@ def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None
     :param retry_after: the 429's wait (:func:`retry_after`).
     :param refusals: how many 429s this request has had so far (1 for the first).
     :param rng: the random source (default: the ``random`` module's).
-    :return: seconds, from ``retry_after`` to ``MAX_WAIT``.
+    :param limit: the extra is drawn so that the wait does not pass this either (the time left to send a request
+        that must be sent by then; see :func:`within_wait`).
+    :return: seconds, from ``retry_after`` to ``MAX_WAIT`` (or ``limit``, if ``retry_after`` fits under it).
     """
     retry_after = min(retry_after, MAX_WAIT)
+    ceiling = max(min(limit, MAX_WAIT), retry_after)
     # The cap bounds the range drawn from (not the draw): clipped draws would all resend at MAX_WAIT together.
-    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), MAX_WAIT - retry_after)
+    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), ceiling - retry_after)
     return retry_after + (rng or random).uniform(0, spread)
 
 
@@ -322,6 +327,16 @@ def lock_wait(seconds: float | None) -> float | None:
     return left if seconds is None else min(seconds, left)
 
 
+# Kept free before ``send_by`` when a rate-limit wait is drawn to fit it, so the resend still goes out in time.
+SEND_MARGIN = 0.5
+
+
+def send_room() -> float | None:
+    """Seconds a request may still wait before it must be sent (None: no bound; see :func:`within_wait`)."""
+    bounds = _wait_end.get()
+    return None if bounds is None else bounds.send_by - time.monotonic() - SEND_MARGIN
+
+
 def past_wait_end(delay: float) -> bool:
     """Whether sleeping ``delay`` s would go past the end of the wait the request serves (see :func:`within_wait`)."""
     bounds = _wait_end.get()
@@ -509,7 +524,9 @@ class Attempts:
         self.refusals += 1
         if self.refusals == 1:
             self._first_refusal = now
-        delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals)
+        room = send_room()  # a request that must be sent by then draws its extra within the time left
+        limit = MAX_WAIT if room is None else room
+        delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals, limit=limit)
         if now + delay - self._first_refusal > self.rate_limit_budget:
             return None
         if past_wait_end(delay):

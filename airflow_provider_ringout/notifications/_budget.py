@@ -226,8 +226,11 @@ class Window:
 
     def why_not(self, index: int) -> str:
         """Why the numbers from ``index`` on are not rung (the callback's time, and its setting)."""
-        if self.plan.count == 0 or index >= self.plan.count:
-            return f"the callback's time: {self.left or 0:.0f} s were left of {self.budget.setting}"
+        left = f"{self.left or 0:.0f} s were left of {self.budget.setting}"
+        if self.plan.count == 0:
+            return f"the callback's time: {left}, too little for any call"
+        if index >= self.plan.count:
+            return f"the callback's time: {left}, enough for {self.plan.count} of {self.total} number(s)"
         return f"the callback's time ran out: {self.budget.setting}"
 
     def describe(self) -> str:

@@ -90,6 +90,30 @@ def test_a_429_whose_retry_after_outlasts_the_callback_places_nothing_and_names_
     assert_each_number_called_or_reported(out, emulator, [FIRST, SECOND])
 
 
+def test_a_429_whose_retry_after_fits_is_waited_out_and_shortens_the_ring(
+    ringcentral_conn_env: RingCentralEmulator, logs: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 429's wait comes out of the ring's time: the call rings only what is left of its slot."""
+    emulator = ringcentral_conn_env
+    emulator.script(None, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    emulator.inject("429", method="POST", path="ring-out-create", retry_after=1)
+    monkeypatch.setattr(_budget, "MIN_RING", 1.0)
+    numbers = [FIRST, SECOND]
+
+    delivered, _ = alert(numbers, worker_budget(12), per_number_timeout=30)  # plan: 1 of 2, up to 6 s
+
+    assert delivered is False
+    assert [r.status for r in emulator.requests if r.kind == "ring-out-create"] == [429, 200]
+    assert [info.cancelled for info in emulator.sessions.values()] == [True]
+    out = logs()
+    assert "the callback's time only allows 1 of 2 number(s), up to 6 s each" in out
+    line = final_line(out)
+    rang = int(line.split(f"(1) {mask_phone_number(FIRST)}: not acknowledged within ", 1)[1].split(" s", 1)[0])
+    assert rang <= 5  # at least the Retry-After second went to placing the call
+    assert "enough for 1 of 2 number(s)" in line and FIX in line
+    assert_each_number_called_or_reported(out, emulator, numbers)
+
+
 def test_with_about_six_seconds_left_nobody_is_called_and_the_log_says_why(
     ringcentral_conn_env: RingCentralEmulator, logs: Callable[[], str]
 ) -> None:
@@ -104,7 +128,7 @@ def test_with_about_six_seconds_left_nobody_is_called_and_the_log_says_why(
     assert "only allows" not in out  # no plan that names a number
     line = final_line(out)
     assert "RingOut alert FAILED: nobody was rung." in line
-    assert f"were left of {OVERTIME} = 6 s" in line
+    assert f"were left of {OVERTIME} = 6 s, too little for any call" in line
     assert FIX in line
     assert "nobody was reached" not in out
     assert_each_number_called_or_reported(out, emulator, [FIRST, SECOND])

@@ -11,7 +11,9 @@ whose outcome is unknown ("not confirmed (may have connected)") never again in t
 The decisions live here once: :class:`CallOutcome` words what one call came to, :class:`CallRecord` is one call
 and its cancel, :class:`Progress` is where an escalation stands (which round, which number next, what each call
 came to; JSON-friendly, so the deferrable trigger can persist it and resume). :class:`Escalation` runs them with
-the blocking hook; ``triggers/escalation.py`` runs the same decisions with the async hook.
+the blocking hook; ``triggers/escalation.py`` runs the same decisions with the async hook. Under a clock (the
+notifier's callback) each call gets a :class:`Slot`: placing it (login, pacer, 429 waits) stops where a useful
+ring no longer fits, and a number left out is recorded "not rung" (:meth:`Progress.give_up`), never dropped.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ class Slot:
 
     def placing(self) -> contextlib.AbstractContextManager[object]:
         """The block that places the call: its waits stop at ``place_by``, its answer is awaited until ``ends``."""
-        from airflow_provider_ringout.hooks._transport import within_wait  # the hook's module: not at DAG parse
+        from airflow_provider_ringout.hooks._wait_end import within_wait
 
         if self.ends is None:
             return contextlib.nullcontext()

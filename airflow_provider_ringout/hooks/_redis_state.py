@@ -35,7 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ringout.hooks._shared_state import URGENT_LOCK_WAIT, TokenCache, urgent
-from airflow_provider_ringout.hooks._transport import lock_wait
+from airflow_provider_ringout.hooks._wait_end import lock_wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
+from airflow_provider_ringout.hooks._wait_end import lock_wait
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
@@ -146,11 +148,9 @@ class StateDir:
         """
         Hold the host-wide lock ``name`` (and a thread lock, as flock alone does not order threads).
 
-        Inside :func:`bounded_waits`, or a request's bounded wait (``_transport.within_wait``), each lock is waited
+        Inside :func:`bounded_waits`, or a request's bounded wait (``_wait_end.within_wait``), each lock is waited
         on for a bounded time, then the body runs without it.
         """
-        from airflow_provider_ringout.hooks._transport import lock_wait  # here: _transport imports this module
-
         timeout = lock_wait(_lock_timeout.get())
         thread_lock = _thread_locks.setdefault(f"{self.path}/{name}", threading.Lock())
         held = thread_lock.acquire(timeout=-1 if timeout is None else timeout)

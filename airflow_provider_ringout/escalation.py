@@ -30,6 +30,7 @@ from airflow_provider_ringout.exceptions import (
     RingCentralWaitEndedError,
     RingOutUnconfirmedError,
 )
+from airflow_provider_ringout.hooks._wait_end import within_wait
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
@@ -166,8 +167,6 @@ class Slot:
 
     def placing(self) -> contextlib.AbstractContextManager[object]:
         """The block that places the call: its waits stop at ``place_by``, its answer is awaited until ``ends``."""
-        from airflow_provider_ringout.hooks._wait_end import within_wait
-
         if self.ends is None:
             return contextlib.nullcontext()
         return within_wait(self.ends, send_by=self.place_by)

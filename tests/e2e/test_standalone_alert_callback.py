@@ -212,6 +212,19 @@ def test_task_level_escalation_fits_the_workers_overtime_and_cancels_its_call(
     assert "RingOutNotifier: an escalation of 2 numbers" in processor_logs(services.home)
 
 
+def core_groups_post_execute() -> bool:
+    """Whether the installed core's task runner opens a "Post Execute" log group (3.3 does, 3.0 does not)."""
+    import inspect
+
+    from airflow.sdk.execution_time import task_runner
+
+    return "::group::Post Execute" in inspect.getsource(task_runner)
+
+
+@pytest.mark.skipif(
+    not core_groups_post_execute(),
+    reason="this Airflow core writes no log groups (3.0 does not): the alert's lines are not folded away",
+)
 def test_the_alerts_outcome_is_in_the_post_execute_group_of_the_task_log(
     services: AirflowServices, task_level_run: str
 ) -> None:

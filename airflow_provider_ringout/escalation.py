@@ -11,17 +11,26 @@ whose outcome is unknown ("not confirmed (may have connected)") never again in t
 The decisions live here once: :class:`CallOutcome` words what one call came to, :class:`CallRecord` is one call
 and its cancel, :class:`Progress` is where an escalation stands (which round, which number next, what each call
 came to; JSON-friendly, so the deferrable trigger can persist it and resume). :class:`Escalation` runs them with
-the blocking hook; ``triggers/escalation.py`` runs the same decisions with the async hook.
+the blocking hook; ``triggers/escalation.py`` runs the same decisions with the async hook. Under a clock (the
+notifier's callback) each call gets a :class:`Slot`: placing it (login, pacer, 429 waits) stops where a useful
+ring no longer fits, and a number left out is recorded "not rung" (:meth:`Progress.give_up`), never dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.exceptions import RingCentralAuthError, RingOutUnconfirmedError
+from airflow_provider_ringout._wait_end import within_wait
+from airflow_provider_ringout.exceptions import (
+    RingCentralAuthError,
+    RingCentralWaitEndedError,
+    RingOutUnconfirmedError,
+)
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch, classify
 
@@ -54,6 +63,7 @@ class CallOutcome(str, enum.Enum):
     UNCONFIRMED = "unconfirmed"  # may have connected: never dialled again
     WAIT_FAILED = "wait_failed"  # its status could not be read: cancelled urgently
     REFUSED = "refused"  # RingCentral refused the credentials: nothing can be placed
+    NOT_RUNG = "not_rung"  # no time was left to ring it (a callback's clock): no call exists
 
     @property
     def delivered(self) -> bool:
@@ -79,6 +89,7 @@ _WORDS = {
     CallOutcome.UNCONFIRMED: "not confirmed (may have connected), so it is not dialled again",
     CallOutcome.WAIT_FAILED: "its status could not be read",
     CallOutcome.REFUSED: "RingCentral refused the credentials; no call placed",
+    CallOutcome.NOT_RUNG: "not rung: no time was left",
 }
 
 
@@ -137,6 +148,34 @@ class CallRecord:
             cancel_error=data.get("cancel_error"),
             detail=str(data.get("detail") or ""),
         )
+
+
+@dataclass(frozen=True)
+class Slot:
+    """
+    The time one call may take: how long it may ring, and under a clock (the notifier's callback) the two bounds
+    that placing it does not pass, however long the login, the pacer or a 429's ``Retry-After`` take.
+
+    :param wait: seconds the call may ring once placed.
+    :param ends: ``time.monotonic()`` by which the ring is cancelled (its wait is cut to end there).
+    :param place_by: ``time.monotonic()`` after which the POST is not sent: the call is then "not rung".
+    """
+
+    wait: float
+    ends: float | None = None
+    place_by: float | None = None
+
+    def placing(self) -> contextlib.AbstractContextManager[object]:
+        """The block that places the call: its waits stop at ``place_by``, its answer is awaited until ``ends``."""
+        if self.ends is None:
+            return contextlib.nullcontext()
+        return within_wait(self.ends, send_by=self.place_by)
+
+    def ring_for(self) -> float:
+        """How long the call placed now may ring: its wait, cut to ``ends`` (placing it took time too)."""
+        if self.ends is None:
+            return self.wait
+        return max(0.0, min(self.wait, self.ends - time.monotonic()))
 
 
 def answered_outcome(acknowledging: bool) -> CallOutcome:
@@ -222,6 +261,15 @@ class Progress:
             return number
         return None
 
+    def give_up(self, detail: str) -> list[CallRecord]:
+        """Record every number left in this round as not rung (no time was left, ``detail`` says whose clock)."""
+        skipped: list[CallRecord] = []
+        current = self.round
+        while (number := self.next_number()) is not None and self.round == current:
+            skipped.append(CallRecord(number, CallOutcome.NOT_RUNG, detail=detail))
+            self.record(skipped[-1])
+        return skipped
+
     def record(self, call: CallRecord) -> Step:
         """Record the current number's call and move on; returns what the escalation does next."""
         call.round = self.round
@@ -304,8 +352,13 @@ class Progress:
 
 
 def not_placed(record: CallRecord, exc: Exception) -> CallRecord:
-    """A POST that raised: not confirmed when its answer was lost, refused credentials, or not placed."""
-    if isinstance(exc, RingOutUnconfirmedError):
+    """
+    A POST that raised: not rung when its time ran out before it was sent, not confirmed when its answer was
+    lost, refused credentials, or not placed.
+    """
+    if isinstance(exc, RingCentralWaitEndedError):  # given up before the POST was sent: no call exists
+        record.outcome, record.detail = CallOutcome.NOT_RUNG, f"placing the call ran out of time: {exc}"
+    elif isinstance(exc, RingOutUnconfirmedError):
         record.outcome = CallOutcome.UNCONFIRMED
         record.detail = f"the call may have been placed, but the answer to its POST was lost: {exc}"
     elif isinstance(exc, RingCentralAuthError):
@@ -373,21 +426,22 @@ class Escalation:
     def run(
         self,
         progress: Progress,
-        wait_for: Callable[[Progress], float | None],
+        wait_for: Callable[[Progress], float | Slot | None],
         before_each_call: Callable[[], object] | None = None,
     ) -> Progress:
         """
         Ring until someone acknowledges, every round is done, or ``wait_for`` says there is no time left.
 
         :param progress: where the escalation stands (a new one: ``Progress(numbers, rounds)``).
-        :param wait_for: seconds to wait on the next call, or None to stop before it (the caller logs why).
+        :param wait_for: seconds to wait on the next call (or its :class:`Slot`, under a clock), or None to stop
+            before it (the caller records why: :meth:`Progress.give_up`).
         :param before_each_call: called before each number is rung (renews a claim); an error there is logged
             and the call goes ahead, so bookkeeping never stops an alert.
         :return: ``progress``, finished.
         """
         while (number := progress.next_number()) is not None:
-            wait = wait_for(progress)
-            if wait is None:
+            slot = wait_for(progress)
+            if slot is None:
                 break
             if before_each_call is not None:
                 try:
@@ -395,19 +449,21 @@ class Escalation:
                 except Exception as exc:
                     self.log.warning("%s: could not renew the incident's claim (%s); calling anyway.", self.label, exc)
             position, total = progress.position()
-            progress.record(self.ring(number, position, total, wait))
+            progress.record(self.ring(number, position, total, slot if isinstance(slot, Slot) else Slot(slot)))
         return progress
 
-    def ring(self, number: str, position: int, total: int, wait: float) -> CallRecord:
-        """Ring one number, wait up to ``wait`` seconds, cancel it if unanswered; never places it twice."""
+    def ring(self, number: str, position: int, total: int, slot: Slot) -> CallRecord:
+        """Ring one number inside ``slot`` (placing it included), cancel it if unanswered; never places it twice."""
         masked = mask_phone_number(number)
         self.log.info("%s: calling %s (%d of %d).", self.label, masked, position, total)
-        record = CallRecord(number, CallOutcome.NOT_PLACED, wait=wait, acknowledging=self.acknowledging)
+        record = CallRecord(number, CallOutcome.NOT_PLACED, wait=slot.wait, acknowledging=self.acknowledging)
         try:
-            body = self.hook.place_ringout(**self.call_args(number))
+            with slot.placing():
+                body = self.hook.place_ringout(**self.call_args(number))
         except Exception as exc:
             return self._logged(not_placed(record, exc))
         record.ringout_id = str(body["id"])
+        record.wait = wait = slot.ring_for()
         if not self.wait_for_connection:
             record.outcome = CallOutcome.PLACED
             return self._logged(record)

@@ -56,6 +56,14 @@ class RingCentralRateLimitError(RingCentralAPIError):
     """RingCentral kept answering 429 after the allowed number of waits."""
 
 
+class RingCentralWaitEndedError(RingCentralAPIError):
+    """
+    A request was given up before it was sent (again) because the wait it serves ends first (a 429's
+    ``Retry-After``, the pacer, a back-off or the send deadline would run past it). A ring-out POST given up
+    this way placed no call.
+    """
+
+
 class RingOutUnconfirmedError(RingCentralAPIError, AirflowFailException):
     """
     The ring-out POST may have been processed but its answer was lost; it is never sent again blindly.

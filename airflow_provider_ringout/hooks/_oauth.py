@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from airflow_provider_ringout import PRODUCTION_SERVER_URL
+from airflow_provider_ringout._wait_end import bounded_timeout
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralAuthError
 from airflow_provider_ringout.hooks._connection import is_loopback
 from airflow_provider_ringout.hooks._http import guard_response, loads_json
@@ -152,7 +153,7 @@ class TokenExchange:
                     auth=requests.auth.HTTPBasicAuth(creds.client_id, creds.client_secret),
                     include_client_id=False,
                     assertion=creds.jwt,
-                    timeout=creds.request_timeout,
+                    timeout=bounded_timeout(creds.request_timeout, before_send=True),  # a slow login
                 )
         except requests.HTTPError as exc:  # an error answer: its status and body say what to do
             if exc.response is None:  # pragma: no cover (raised by _check_answer, always with the answer)

@@ -12,8 +12,6 @@ The wire below (body limits, redirects, per-loop clients) is :mod:`._http`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import random
 import sys
 import time
@@ -23,10 +21,14 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
+from airflow_provider_ringout._wait_end import bounded_timeout as bounded_timeout  # re-exported (the hook)
+from airflow_provider_ringout._wait_end import past_wait_end, send_room
+from airflow_provider_ringout._wait_end import within_wait as within_wait  # re-exported (hook, triggers)
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralAuthError,
     RingCentralRateLimitError,
+    RingCentralWaitEndedError,
     RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._http import RedirectRefused, ResponseTooLarge, loads_json
@@ -35,7 +37,7 @@ from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
 from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT, capped_wait
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     import httpx
 
@@ -47,7 +49,9 @@ DEFAULT_RETRY_AFTER = 30.0
 RATE_LIMIT_BUDGET = 900.0
 
 
-def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None = None) -> float:
+def rate_limit_wait(
+    retry_after: float, refusals: int, rng: random.Random | None = None, *, limit: float = MAX_RATE_LIMIT_WAIT
+) -> float:
     """
     How long to wait before resending a request that got its ``refusals``-th 429.
 
@@ -63,11 +67,14 @@ def rate_limit_wait(retry_after: float, refusals: int, rng: random.Random | None
     :param retry_after: the 429's wait (:func:`retry_after`).
     :param refusals: how many 429s this request has had so far (1 for the first).
     :param rng: the random source (default: the ``random`` module's).
-    :return: seconds, from ``retry_after`` to ``MAX_RATE_LIMIT_WAIT``.
+    :param limit: the extra is drawn so that the wait does not pass this either (the time left to send a request
+        that must be sent by then; see :func:`within_wait`).
+    :return: seconds, from ``retry_after`` to ``MAX_RATE_LIMIT_WAIT`` (or ``limit``, if ``retry_after`` fits under it).
     """
     retry_after = min(retry_after, MAX_RATE_LIMIT_WAIT)
-    # The cap bounds the range drawn from (not the draw): clipped draws would all resend at MAX_RATE_LIMIT_WAIT together.
-    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), MAX_RATE_LIMIT_WAIT - retry_after)
+    ceiling = max(min(limit, MAX_RATE_LIMIT_WAIT), retry_after)
+    # The cap bounds the range drawn from (not the draw): clipped draws would all resend at the cap together.
+    spread = min(max(retry_after, 1.0) * 2 ** min(max(refusals - 1, 0), 16), ceiling - retry_after)
     return retry_after + (rng or random).uniform(0, spread)
 
 
@@ -180,38 +187,6 @@ _A = TypeVar("_A", bound=Answer)
 
 # A waiting sender asks the shared pacer again at least this often: another host may have lifted or moved the block.
 PACER_RECHECK = 10.0
-# The end (time.monotonic) of the wait a request serves: its resends, back-offs and rate-limit waits stop there.
-_wait_end: contextvars.ContextVar[float | None] = contextvars.ContextVar("ringout_wait_end", default=None)
-
-
-@contextlib.contextmanager
-def within_wait(end: float) -> Iterator[None]:
-    """
-    Requests sent in this block (sync or async) back off, resend and wait for a rate limit only until ``end``
-    (``time.monotonic()``): a single status read is bounded by what is left of the wait it serves.
-    """
-    reset = _wait_end.set(end)
-    try:
-        yield
-    finally:
-        _wait_end.reset(reset)
-
-
-def bounded_timeout(request_timeout: float) -> float:
-    """
-    A request's socket timeout: ``request_timeout``, cut to what is left of the wait it serves (at least 1 s, so
-    a read at the very end still gets its answer), so a slow server cannot hold one read past the wait's end.
-    """
-    end = _wait_end.get()
-    if end is None:
-        return request_timeout
-    return min(request_timeout, max(1.0, end - time.monotonic()))
-
-
-def past_wait_end(delay: float) -> bool:
-    """Whether sleeping ``delay`` s would go past the end of the wait the request serves (see :func:`within_wait`)."""
-    end = _wait_end.get()
-    return end is not None and time.monotonic() + delay > end
 
 
 class Attempts:
@@ -267,11 +242,20 @@ class Attempts:
         The pacer said to wait ``delay`` s before sending: how long to sleep before asking it again.
 
         :raises RingCentralRateLimitError: waiting is off, or urgent code would wait past its bound.
+        :raises RingCentralWaitEndedError: the wait would run past the end of the wait the request serves.
         """
         now = time.monotonic()
         if self._pacer_deadline is None:
             self._pacer_deadline = now + URGENT_LOCK_WAIT
-        if not self.wait or (urgent() and now + delay > self._pacer_deadline) or past_wait_end(delay):
+        if self.wait and past_wait_end(delay):
+            raise RingCentralWaitEndedError(
+                f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s, past the end of "
+                "the wait; not sent",
+                status_code=429,
+                method=self.method,
+                path=self.path,
+            )
+        if not self.wait or (urgent() and now + delay > self._pacer_deadline):
             raise RingCentralRateLimitError(
                 f"RingCentral's {self.group} rate limit is in force for another {delay:.0f} s", status_code=429
             )
@@ -280,8 +264,18 @@ class Attempts:
         return min(delay, PACER_RECHECK)
 
     def turn_taken(self) -> None:
-        """The pacer gave this request its turn (the next wait for a turn has its own bound)."""
+        """
+        The pacer gave this request its turn (the next wait for a turn has its own bound); the loop sends now.
+
+        :raises RingCentralWaitEndedError: a ring-out POST past the ``send_by`` of its wait: not sent.
+        """
         self._pacer_deadline = None
+        if not self.endpoint.resendable and past_wait_end(0):
+            raise RingCentralWaitEndedError(
+                "not sent: the time to place the call ran out before it could be sent",
+                method=self.method,
+                path=self.path,
+            )
 
     def use_token(self, token: str) -> None:
         """The loop sends now with this access token (the one refused, if RingCentral refuses it)."""
@@ -292,6 +286,7 @@ class Attempts:
         The send raised ``exc`` before an answer came: how long to wait before sending again.
 
         :raises RingCentralAPIError: a redirect, or no attempt left (the give-up message).
+        :raises RingCentralWaitEndedError: the next attempt would come after the end of the wait.
         :raises RingOutUnconfirmedError: a request its endpoint may not resend reached RingCentral, maybe (never
             sent twice blindly).
         """
@@ -319,7 +314,7 @@ class Attempts:
             ) from None
         delay = self.retry.get_backoff_time()
         if past_wait_end(delay):
-            raise RingCentralAPIError(
+            raise RingCentralWaitEndedError(
                 f"could not reach {self.server} ({name}); the wait ends before the next attempt",
                 method=self.method,
                 path=self.path,
@@ -362,16 +357,30 @@ class Attempts:
         return delay
 
     def _after_refusal(self, answer: Answer) -> float | None:
-        """A 429: how long to sleep before resending, or None when waiting is off or the budget is spent."""
+        """
+        A 429: how long to sleep before resending, or None when waiting is off or the budget is spent.
+
+        :raises RingCentralWaitEndedError: resending would pass the end of the wait (:func:`within_wait`).
+        """
         if not self.wait:
             return None
         now = time.monotonic()
         self.refusals += 1
         if self.refusals == 1:
             self._first_refusal = now
-        delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals)
-        if now + delay - self._first_refusal > self.rate_limit_budget or past_wait_end(delay):
+        room = send_room()  # a request that must be sent by then draws its extra within the time left
+        limit = MAX_RATE_LIMIT_WAIT if room is None else room
+        delay = 0.0 if urgent() else rate_limit_wait(retry_after(answer.headers), self.refusals, limit=limit)
+        if now + delay - self._first_refusal > self.rate_limit_budget:
             return None
+        if past_wait_end(delay):
+            raise RingCentralWaitEndedError(
+                f"answered 429 (Retry-After {retry_after(answer.headers):.0f} s; nothing was processed); resending "
+                f"in {delay:.0f} s would pass the end of the wait",
+                status_code=429,
+                method=self.method,
+                path=self.path,
+            )
         self.log.warning(
             "%s %s answered 429 (%d so far); resending in %.1f s.", self.method, self.path, self.refusals, delay
         )

@@ -27,7 +27,7 @@ from airflow_provider_ringout._task_mixin import (
     check_hook_params,
     seconds,
 )
-from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
+from airflow_provider_ringout.escalation import CallOutcome, Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.notifications import _budget
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 def _masked(number: Any) -> str:
     """A number for the log: partly masked, and never the raw value of something that is not a string."""
     return mask_phone_number(number) if isinstance(number, str) else f"<not a number: {type(number).__name__}>"
+
+
+# The parse-time warning about a list that cannot fit a callback was given in this process (it is said once).
+_warned_unfit = False
 
 
 def _is_template(value: Any) -> bool:
@@ -149,19 +153,27 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         self._warn_if_unfit()
 
     def _warn_if_unfit(self) -> None:
-        """At DAG parse: say so if a static escalation list cannot be rung in the time a callback gets."""
+        """
+        At DAG parse: say so if a static escalation list cannot be rung in the time a callback gets; at most once
+        per process, and not in a task process (it parses the DAG file again for each task: its log is the task's).
+        """
+        global _warned_unfit
         raw = self.to_numbers
-        if not self.wait_for_connection or _is_template(raw) or not isinstance(raw, (list, tuple)) or len(raw) < 2:
+        if _warned_unfit or not self.wait_for_connection or _is_template(raw) or not isinstance(raw, (list, tuple)):
+            return
+        if len(raw) < 2:
             return
         try:
-            unfit = _budget.unfit_settings(len(raw), self.per_number_timeout)
+            unfit = [] if _budget.in_task_process() else _budget.unfit_settings(len(raw), self.per_number_timeout)
         except Exception:  # the configuration could not be read: nothing to warn about yet
             return
         if unfit:
+            _warned_unfit = True
             self.log.warning(
                 "RingOutNotifier: an escalation of %d numbers needs about %.0f s to ring each for %.0f s, more "
-                "than a callback gets with %s; there only the first numbers are rung. Raise the setting, or "
-                "shorten the list.",
+                "than a callback gets with %s; there only the first numbers are rung. Use "
+                "RingOutEscalationOperator (a task of its own, no callback clock), raise the setting, or shorten "
+                "the list (said once per process).",
                 len(raw),
                 _budget.needed(len(raw), self.per_number_timeout),
                 min(self.per_number_timeout, _budget.MIN_WAIT),
@@ -239,7 +251,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         """Place the alert call(s). Logs, never raises: an alert must not break the callback that sends it."""
         try:
             started = time.monotonic()
-            budget = _budget.callback_budget() if self.wait_for_connection else _budget.Budget(None)
+            budget = _budget.callback_budget()  # placing even a single call counts against it
             numbers = self._numbers()
             key = self._incident_key(context, numbers)
             claims = self._claims_state() if key is not None else None
@@ -372,45 +384,66 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 len(valid) - 1,
             )
             valid = valid[:1]
-        plan = _budget.plan(len(valid), self.per_number_timeout, budget.seconds)
-        deadline = None if budget.seconds is None else started + budget.seconds - _budget.END_MARGIN
-        self._log_plan(plan, len(valid), budget)
+        window = _budget.Window.start(
+            budget, started, len(valid), self.per_number_timeout if self.wait_for_connection else 0.0
+        )
+        self._log_plan(window)
+        progress = engine.run(Progress(valid), lambda p: window.slot(p.index), before_each_call)
+        if not progress.finished:  # the plan, or the callback's time, ended before these numbers
+            progress.give_up(window.why_not(progress.index))
+        return self._report(progress, window)
 
-        def wait_for(progress: Progress) -> float | None:
-            """The next call's wait inside the plan and the callback's time; None: stop (logged)."""
-            if progress.index >= plan.count:
-                return None
-            wait = plan.wait
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic() - _budget.CALL_OVERHEAD)
-                if wait < 1:
-                    self.log.warning(
-                        "RingOut alert: no time left before the callback is stopped; %s not called.",
-                        ", ".join(mask_phone_number(n) for n in valid[progress.index :]),
-                    )
-                    return None
-            return wait
+    def _log_plan(self, window: _budget.Window) -> None:
+        """Say up front what the callback's time allows (the last line says what came of it)."""
+        if window.left is None or not self.wait_for_connection:
+            return
+        plan = window.plan
+        if plan.count == 0:
+            self.log.warning(
+                "RingOut alert: the callback's time is too short to ring anyone: %.0f s left of %s, less than the "
+                "shortest useful ring (%.0f s) and the time to place and cancel a call; nobody is rung.",
+                window.left,
+                window.budget.setting,
+                window.shortest,
+            )
+        elif plan.count < window.total:
+            self.log.warning(
+                "RingOut alert: the callback's time only allows %s; the other numbers are not rung.", window.describe()
+            )
+        elif plan.wait < self.per_number_timeout:
+            self.log.info("RingOut alert: waits shortened to fit the callback's time: %s.", window.describe())
 
-        progress = engine.run(Progress(valid), wait_for, before_each_call)
-        if progress.reached is not None or progress.aborted:
+    def _report(self, progress: Progress, window: _budget.Window) -> bool:
+        """
+        The alert's last line: each number, what came of its call or why it was not rung (in the engine's words),
+        and the fix when the callback's time left numbers out.
+
+        :return: whether the alert was delivered (see :meth:`_alert`).
+        """
+        if progress.reached is not None or progress.aborted:  # the engine's line for that call says it all
             return progress.delivered
+        calls = " ".join(
+            f"({n}) {mask_phone_number(c.number)}: {c.describe()}." for n, c in enumerate(progress.calls, start=1)
+        )
+        fix = ""
+        if window.left is not None and any(c.outcome is CallOutcome.NOT_RUNG for c in progress.calls):
+            fix = (
+                " To ring every number, use RingOutEscalationOperator (a task of its own, no callback clock), or "
+                f"raise {window.budget.setting_name}."
+            )
         if progress.unconfirmed:
             self.log.warning(
-                "RingOut alert NOT CONFIRMED: nobody was seen to answer; %s may have connected.",
+                "RingOut alert NOT CONFIRMED: nobody was seen to answer; %s may have connected. %s%s",
                 ", ".join(mask_phone_number(n) for n in progress.unconfirmed),
+                calls,
+                fix,
             )
             return True
-        self.log.error("RingOut alert FAILED: nobody was reached (%s).", ", ".join(mask_phone_number(n) for n in valid))
+        tried = any(c.outcome is not CallOutcome.NOT_RUNG for c in progress.calls)
+        self.log.error(
+            "RingOut alert FAILED: %s. %s%s", "nobody was reached" if tried else "nobody was rung", calls, fix
+        )
         return False
-
-    def _log_plan(self, plan: _budget.Plan, total: int, budget: _budget.Budget) -> None:
-        if budget.seconds is None or not self.wait_for_connection:
-            return
-        text = plan.describe(total, budget)
-        if plan.count < total:
-            self.log.warning("RingOut alert: the callback's time only allows %s; raise the setting.", text)
-        elif plan.wait < self.per_number_timeout:
-            self.log.info("RingOut alert: waits shortened to fit the callback's time: %s.", text)
 
 
 # The function-style name Airflow notifiers also carry (send_slack_notification, send_pagerduty_notification, ...).

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ringout._process import process_cache
+from airflow_provider_ringout._wait_end import lock_wait
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -141,9 +142,10 @@ class StateDir:
         """
         Hold the host-wide lock ``name`` (and a thread lock, as flock alone does not order threads).
 
-        Inside :func:`bounded_waits` each lock is waited on for a bounded time, then the body runs without it.
+        Inside :func:`bounded_waits`, or a request's bounded wait (``_wait_end.within_wait``), each lock is waited
+        on for a bounded time, then the body runs without it.
         """
-        timeout = _lock_timeout.get()
+        timeout = lock_wait(_lock_timeout.get())
         thread_lock = _thread_locks.setdefault(f"{self.path}/{name}", threading.Lock())
         held = thread_lock.acquire(timeout=-1 if timeout is None else timeout)
         try:

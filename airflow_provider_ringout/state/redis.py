@@ -35,6 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ringout._process import process_cache
+from airflow_provider_ringout._wait_end import lock_wait
 from airflow_provider_ringout.state.config import REDIS_FIX
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
 from airflow_provider_ringout.state.tokens import TokenCache
@@ -230,7 +231,7 @@ class RedisTokenCache:
 
     def _get(self, login: Callable[[], Token], invalid: str | None) -> Token:
         hurry = urgent()  # a renewal holding the lock must not hold up a cancel from on_kill
-        deadline = time.monotonic() + (URGENT_LOCK_WAIT if hurry else LOGIN_WAIT)
+        deadline = time.monotonic() + (lock_wait(URGENT_LOCK_WAIT if hurry else LOGIN_WAIT) or 0.0)
         said = False
         while True:
             with self.link.guard() as redis:

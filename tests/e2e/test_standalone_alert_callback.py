@@ -8,27 +8,37 @@ never cancelled. Here the api-server, scheduler, dag-processor and triggerer run
 (``tests/e2e/standalone.py``) with the timeout at 60 s; a failing DAG alerts two engineers who do not answer,
 with the default ``per_number_timeout``: both must be rung, both cancelled, before the processor's time is up.
 A task-level callback on the worker gets ``[core] task_success_overtime`` (20 s): there only the first engineer
-fits, and that call is cancelled before the worker's supervisor stops the process.
+fits, and that call is cancelled before the worker's supervisor stops the process. Its task log holds no
+parse-time warning (the task process parses the DAG file too), the alert's last line names the engineer not rung
+and why, and all of it sits in Airflow's "Post Execute" log group (collapsed in the UI; a screenshot of it goes
+to ``artifacts/screenshots/`` when Playwright and ``/usr/bin/chromium`` are there).
 
 Run: ``pytest tests/e2e/test_standalone_alert_callback.py -q -p no:cacheprovider -x`` (about three minutes).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.e2e.standalone import AirflowServices
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+# Written to artifacts/ (ignored by git); RINGOUT_SCREENSHOTS=docs/screenshots refreshes the one docs/notifier.md shows.
+SCREENSHOTS = Path(os.environ.get("RINGOUT_SCREENSHOTS") or REPO / "artifacts" / "screenshots")
+CHROMIUM = Path("/usr/bin/chromium")
 
 DAG_ID = "alert_dag_level_escalation"
 TASK_DAG_ID = "alert_task_level_escalation"
@@ -160,14 +170,26 @@ def test_dag_level_escalation_calls_and_cancels_both_numbers_inside_the_processo
     assert not any(number in logs for number in (*ENGINEERS, BRIDGE))  # masked
 
 
+@pytest.fixture(scope="module")
+def task_level_run(services: AirflowServices) -> str:
+    """The run id of one failed run of the task-level DAG."""
+    return run_to_failure(services, TASK_DAG_ID)
+
+
+def task_log_lines(services: AirflowServices, run_id: str) -> list[str]:
+    """The raw lines of the task's log file(s), as Airflow wrote them (JSON lines)."""
+    folder = services.home / "logs" / f"dag_id={TASK_DAG_ID}" / f"run_id={run_id}"
+    return [line for p in sorted(folder.rglob("*.log")) for line in p.read_text(errors="replace").splitlines()]
+
+
 def test_task_level_escalation_fits_the_workers_overtime_and_cancels_its_call(
-    services: AirflowServices, emulator: RingCentralEmulator
+    services: AirflowServices, emulator: RingCentralEmulator, task_level_run: str
 ) -> None:
     """
     On a worker, a task's failure callback is stopped ``[core] task_success_overtime`` (20 s) after the task
     ended: with two engineers at the default 60 s, only the first fits; it is rung and cancelled in time.
     """
-    run_id = run_to_failure(services, TASK_DAG_ID)
+    run_id = task_level_run
     services.wait_for("the call to be cancelled", lambda: calls_from(emulator, TASK_ENGINEERS)[1], timeout=60)
     time.sleep(WORKER_OVERTIME)  # nothing else may be rung afterwards
 
@@ -182,3 +204,65 @@ def test_task_level_escalation_fits_the_workers_overtime_and_cancels_its_call(
     assert "the callback's time only allows 1 of 2 number(s)" in task_log, task_log[-3000:]
     assert "RingOut alert FAILED: nobody was reached" in task_log  # the callback ran to its end
     assert "overtime reached" not in processor_logs(services.home)  # the worker did not have to stop it
+    second = mask_phone_number(TASK_ENGINEERS[1], force=True)
+    assert f"{second}: not rung: no time was left (the callback's time: " in task_log
+    assert "use RingOutEscalationOperator (a task of its own, no callback clock), or raise" in task_log
+    # The task process parses the DAG file too: the parse-time warning is for the DAG processor's log only.
+    assert "RingOutNotifier: an escalation of" not in task_log
+    assert "RingOutNotifier: an escalation of 2 numbers" in processor_logs(services.home)
+
+
+def core_groups_post_execute() -> bool:
+    """Whether the installed core's task runner opens a "Post Execute" log group (3.3 does, 3.0 does not)."""
+    import inspect
+
+    from airflow.sdk.execution_time import task_runner
+
+    return "::group::Post Execute" in inspect.getsource(task_runner)
+
+
+@pytest.mark.skipif(
+    not core_groups_post_execute(),
+    reason="this Airflow core writes no log groups (3.0 does not): the alert's lines are not folded away",
+)
+def test_the_alerts_outcome_is_in_the_post_execute_group_of_the_task_log(
+    services: AirflowServices, task_level_run: str
+) -> None:
+    """Airflow runs task callbacks after it opened the "Post Execute" group; the UI shows that group collapsed."""
+    services.wait_for(
+        "the alert's last line",
+        lambda: any("RingOut alert FAILED" in line for line in task_log_lines(services, task_level_run)),
+        timeout=30,
+    )
+    lines = task_log_lines(services, task_level_run)
+    opened = next(i for i, line in enumerate(lines) if "::group::Post Execute" in line)
+    alert = [i for i, line in enumerate(lines) if "RingOut alert" in line]
+    closed = next(i for i, line in enumerate(lines) if "::endgroup::" in line and i > opened)
+    assert alert and opened < alert[0] and alert[-1] < closed, "\n".join(lines[-40:])
+    screenshot_task_log(services, task_level_run)
+
+
+def screenshot_task_log(services: AirflowServices, run_id: str) -> None:
+    """The task's log page in the UI, the group collapsed and then opened (only when a browser is available)."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        return
+    if not CHROMIUM.exists():
+        return
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    url = f"{services.base_url}/dags/{TASK_DAG_ID}/runs/{run_id}/tasks/fail_too"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            group = page.get_by_text("Post Execute").first
+            group.wait_for()
+            page.screenshot(path=str(SCREENSHOTS / "notifier-task-log-collapsed.png"))
+            group.click()
+            page.get_by_text("RingOut alert FAILED").first.wait_for()
+            page.screenshot(path=str(SCREENSHOTS / "notifier-task-log-post-execute.png"))
+        finally:
+            browser.close()

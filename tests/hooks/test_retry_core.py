@@ -109,6 +109,9 @@ def test_429_waits_grow_with_full_jitter_and_are_capped() -> None:
     assert max(waits[6]) == pytest.approx(MAX_RATE_LIMIT_WAIT, abs=5) and max(waits[6]) <= MAX_RATE_LIMIT_WAIT
     assert 0 <= rate_limit_wait(0.0, 1, rng) <= 1.0  # no Retry-After to grow from: 1 s to start with
     assert rate_limit_wait(MAX_RATE_LIMIT_WAIT, 3, rng) == MAX_RATE_LIMIT_WAIT
+    # A request that must be sent by a deadline (a callback's call) draws its extra within the time left.
+    assert all(8.0 <= rate_limit_wait(8.0, 1, rng, limit=9.0) <= 9.0 for _ in range(100))
+    assert rate_limit_wait(8.0, 1, rng, limit=5.0) == 8.0  # Retry-After itself does not fit: the caller gives up
 
 
 class _Answer:

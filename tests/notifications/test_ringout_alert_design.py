@@ -314,7 +314,9 @@ def test_an_unusable_state_folder_degrades_to_this_process_with_one_warning(
         pytest.param(2, 10.0, 50.0, _budget.Plan(2, 10.0), id="fits"),
         pytest.param(2, 60.0, 60.0, _budget.Plan(2, 25.5), id="shortened"),
         pytest.param(3, 60.0, 47.0, _budget.Plan(1, 41.0), id="only-the-first-fits"),
-        pytest.param(2, 60.0, 8.0, _budget.Plan(1, 2.0), id="one-call-with-what-is-left"),
+        pytest.param(2, 30.0, 20.0, _budget.Plan(1, 14.0), id="default-overtime-one-call-with-what-is-left"),
+        pytest.param(2, 60.0, 8.0, _budget.Plan(0, 0.0), id="no-useful-ring-fits-nobody"),
+        pytest.param(1, 5.0, 10.0, _budget.Plan(0, 0.0), id="shorter-than-asked-nobody"),
     ],
 )
 def test_escalation_plan(total: int, per_number: float, budget: float | None, expected: _budget.Plan) -> None:
@@ -328,17 +330,20 @@ def test_outside_airflow_there_is_no_limit() -> None:
 def test_a_list_that_cannot_fit_warns_when_the_dag_is_parsed(
     monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
 ) -> None:
+    from airflow_provider_ringout.notifications import ringout
+
+    monkeypatch.setattr(ringout, "_warned_unfit", False)  # said once per process
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "120")
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "120")
+    RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)
+    assert "an escalation of" not in logs()
+
     monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "20")
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "50")
     RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)
     out = logs()
     assert "an escalation of 3 numbers needs about 72 s" in out
     assert "[core] task_success_overtime = 20 s / [dag_processor] dag_file_processor_timeout = 50 s" in out
-
-    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "120")
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "120")
-    RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)
-    assert logs().count("an escalation of") == 1
 
 
 def test_the_escalation_ends_inside_its_budget_and_cancels_the_last_call(
@@ -349,6 +354,7 @@ def test_the_escalation_ends_inside_its_budget_and_cancels_the_last_call(
     emulator.script(None, CallScript(outcome=Outcome.NEVER_ANSWERS))
     monkeypatch.setattr(_budget, "callback_budget", lambda: _budget.Budget(12.0, "a test budget"))
     monkeypatch.setattr(_budget, "MIN_WAIT", 1.0)
+    monkeypatch.setattr(_budget, "MIN_RING", 1.0)
 
     started = time.monotonic()
     acked(to_numbers=[FIRST, SECOND], per_number_timeout=60).notify(make_context())

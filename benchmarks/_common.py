@@ -184,6 +184,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def parse_db_time(value: str) -> float:
+    """A date as Airflow stores it in sqlite (UTC, maybe with an offset) as epoch seconds."""
+    parsed = dt.datetime.fromisoformat(value.replace("T", " "))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
 def rss_bytes() -> int:
     """Resident set size of this process, from /proc/self/statm."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])

@@ -22,7 +22,6 @@ taken once, to compare with end_date.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sqlite3
 import subprocess
@@ -40,6 +39,7 @@ from _common import (
     fresh_cache_dir,
     isolate_airflow,
     median,
+    parse_db_time,
     parser,
     quiet_logs,
     use_connection,
@@ -100,15 +100,6 @@ def blocking(emulator: Any, n: int) -> list[float]:
         raise RuntimeError(f"blocking samples failed: {errors[:3]}")
     by_number = {s.to_number: s for s in emulator.sessions.values()}
     return [ended[i] - (by_number[number("blocking", i)].created + answer_after(i, n)) for i in range(n)]
-
-
-def parse_db_time(value: str) -> float:
-    """An end_date as stored by Airflow in sqlite (UTC, maybe with an offset) as epoch seconds."""
-    text = value.replace("T", " ")
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
 
 
 def through_dags_test(

@@ -5,7 +5,7 @@ Why: the figures in the README must come from one run on one machine, next to th
 the machine they were taken on. Each benchmark runs in its own process (``--json`` collects its rows into
 ``results/``); benchmarks never run in parallel, since they measure time and CPU.
 
-Usage: ``python benchmarks/run_all.py`` (7 to 10 minutes), ``--only 1,3`` for some (the README is then left
+Usage: ``python benchmarks/run_all.py`` (10 to 13 minutes), ``--only 1,3`` for some (the README is then left
 alone), ``--no-readme`` to leave the README alone, ``--table-only`` to rebuild the table from ``results/``.
 """
 
@@ -27,6 +27,7 @@ SCRIPTS = {
     "4": "bench_detection_latency.py",
     "5": "bench_triggerer_scale.py",
     "6": "bench_parse_cost.py",
+    "7": "bench_escalation_latency.py",
 }
 RESULTS = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"

@@ -6,6 +6,8 @@ Each fenced block whose info string starts with ``python`` is executed on its ow
 private token cache already set by ``tests/conftest.py``. Environment variables an example sets are undone
 afterwards. Blocks marked ``python-fragment`` (or any other ``python-…`` info string) are not run: use that, rarely,
 for a fragment that cannot stand alone. Examples that define pytest tests are only imported here, not run.
+A block for newer Airflow cores says so in its info string (```` ```python airflow>=3.1 ````) and is skipped, with
+that reason, on older ones.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Example:
     line: int  # 1-based line of the opening fence
     language: str
     code: str
+    info: str = ""
 
     @property
     def name(self) -> str:
@@ -64,7 +67,7 @@ def fenced_blocks(path: Path) -> Iterator[Example]:
             end += 1
         else:
             raise AssertionError(f"{path.relative_to(REPO)}:{index + 1}: code fence never closed")
-        yield Example(path, index + 1, language, "\n".join(body) + "\n")
+        yield Example(path, index + 1, language, "\n".join(body) + "\n", opening["info"])
         index = end + 1
 
 
@@ -96,6 +99,13 @@ def restored_environment() -> Iterator[None]:
 def test_python_example_runs(example: Example) -> None:
     from airflow.sdk import DAG
     from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    from airflow_provider_ringout.version_compat import get_base_airflow_version_tuple
+
+    needs = re.search(r"airflow>=(\d+)\.(\d+)", example.info)
+    core = get_base_airflow_version_tuple()
+    if needs and core < (int(needs[1]), int(needs[2]), 0):
+        pytest.skip(f"{example.name} needs Airflow {needs[1]}.{needs[2]}+; this core is {'.'.join(map(str, core))}")
 
     module_name = "docs_example_" + re.sub(r"\W", "_", example.name)
     module = types.ModuleType(module_name)

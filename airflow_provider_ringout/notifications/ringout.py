@@ -29,7 +29,7 @@ from airflow_provider_ringout._task_mixin import (
 )
 from airflow_provider_ringout.escalation import CallOutcome, Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
-from airflow_provider_ringout.notifications import _budget
+from airflow_provider_ringout.notifications import _budget, _context
 from airflow_provider_ringout.phone import mask_phone_number, validate_e164
 from airflow_provider_ringout.state import claims as _dedup
 
@@ -197,6 +197,10 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
 
     async def async_notify(self, context: Context) -> None:
         """Alert from an event loop: the blocking calls run in a worker thread."""
+        # The connection is read the triggerer's way first (before 3.3 a trigger's worker thread cannot ask the
+        # supervisor for it); if that fails, notify reads it again and logs why.
+        with contextlib.suppress(Exception):
+            await self.hook._acredentials()
         await asyncio.to_thread(self.notify, context)
 
     @staticmethod
@@ -320,12 +324,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         target = "|".join(repr(n) for n in numbers) + f"|{self.connect_to!r}"
         if isinstance(self.dedup_key, str) and self.dedup_key.strip():
             return f"key|{self.dedup_key.strip()}"
-        get = context.get if hasattr(context, "get") else (lambda _key: None)
-        ti = get("ti") or get("task_instance")
-        dag_run = get("dag_run")
-        dag = get("dag")
-        dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or getattr(dag, "dag_id", None)
-        run_id = getattr(ti, "run_id", None) or get("run_id") or getattr(dag_run, "run_id", None)
+        dag_id, run_id = _context.run_of(context)  # a callback's context, or a deadline alert's (JSON)
         if dag_id is None and run_id is None:
             return None
         return f"run|{dag_id}|{run_id}|{target}"

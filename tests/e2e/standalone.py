@@ -35,10 +35,26 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import TracebackType
 
+    from airflow_provider_ringout.testing import RingCentralEmulator
+
 AIRFLOW = Path(sys.executable).with_name("airflow")
 SERVICE_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Names of the components in GET /api/v2/monitor/health, by service.
 HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
+
+
+# Fast loops, so a test waits seconds, not minutes (``airflow_defaults=True`` leaves Airflow's own values).
+FAST_LOOPS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+    "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "5",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "600",
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+}
 
 
 class ServiceError(RuntimeError):
@@ -97,9 +113,18 @@ class AirflowServices:
     :param home: the AIRFLOW_HOME to create (the SQLite database, task logs and service logs go there).
     :param dags_folder: the DAG files to serve.
     :param extra_env: more variables for every service (connections, provider settings).
+    :param airflow_defaults: leave the scheduler's, DAG processor's and triggerer's loops at Airflow's defaults
+        instead of :data:`FAST_LOOPS` (for figures and scenarios that must hold as deployed).
     """
 
-    def __init__(self, home: Path, dags_folder: Path, extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        airflow_defaults: bool = False,
+    ) -> None:
         self.home = home
         self.dags_folder = dags_folder
         self.log_dir = home / "service-logs"
@@ -138,16 +163,7 @@ class AirflowServices:
             "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-standalone-jwt-secret-not-a-ringcentral-secret",
             "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-provider-ringout-e2e",  # PyJWT 2.10+ refuses a token without one
             "AIRFLOW__API__SECRET_KEY": "e2e-standalone-api-secret-key",
-            # Fast loops, so a test waits seconds, not minutes.
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "600",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            **({} if airflow_defaults else FAST_LOOPS),
             # Ports of the log servers, in case a service starts one despite --skip-serve-logs.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -422,3 +438,30 @@ class AirflowServices:
             f"----- {path.name} (last {lines} lines) -----\n{tail_file(path, lines)}" for path in self.service_logs()
         ]
         return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def services_on_emulator(
+    emulator: RingCentralEmulator,
+    home: Path,
+    dags_folder: Path,
+    dag_ids: Iterable[str],
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    airflow_defaults: bool = False,
+) -> Iterator[AirflowServices]:
+    """
+    The four services over a fresh ``home``, healthy, with ``dag_ids`` parsed and unpaused, stopped on leaving
+    (``airflow_defaults``: see :class:`AirflowServices`).
+
+    The default connection points at ``emulator``, and the provider's host-wide state (tokens, claims, saved
+    escalations) is a folder of ``home``, shared by every service as it would be on one host.
+    """
+    env = {
+        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
+        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
+        **(extra_env or {}),
+    }
+    airflow = AirflowServices(home, dags_folder, env, airflow_defaults=airflow_defaults)
+    with airflow.serving(dag_ids):
+        yield airflow

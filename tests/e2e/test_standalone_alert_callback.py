@@ -28,7 +28,7 @@ import pytest
 
 from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from tests.e2e.standalone import AirflowServices
+from tests.e2e.standalone import AirflowServices, services_on_emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -104,13 +104,10 @@ def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFac
     dags.mkdir()
     (dags / "alert_dag_level_escalation.py").write_text(DAG_FILE)
     env = {
-        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
-        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": str(PROCESSOR_TIMEOUT),
         "AIRFLOW__CORE__TASK_SUCCESS_OVERTIME": str(WORKER_OVERTIME),
     }
-    airflow = AirflowServices(home, dags, env)
-    with airflow.serving((DAG_ID, TASK_DAG_ID)):
+    with services_on_emulator(emulator, home, dags, (DAG_ID, TASK_DAG_ID), env) as airflow:
         yield airflow
 
 

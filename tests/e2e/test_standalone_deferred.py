@@ -52,7 +52,7 @@ from tests.e2e.dags.ringout_deferred_services import (
     TRIGGERER_DOWN,
     VANISHED_THEN_CLEARED,
 )
-from tests.e2e.standalone import AirflowServices, ServiceError, tail_file
+from tests.e2e.standalone import AirflowServices, ServiceError, services_on_emulator, tail_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -97,14 +97,10 @@ def emulator() -> Iterator[RingCentralEmulator]:
 def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServices]:
     """The four services over a fresh AIRFLOW_HOME, healthy, with this module's DAGs parsed and unpaused."""
     home = tmp_path_factory.mktemp("airflow-services")
-    env = {
-        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
-        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
-    }
-    airflow = AirflowServices(home, DAGS_FOLDER, env)
     racing = [SENSOR_TIMEOUT[0], OPERATOR_EXECUTION_TIMEOUT[0], RESCHEDULE_TIMEOUT[0], TRIGGERER_DOWN[0]]
     racing += [VANISHED_THEN_CLEARED[0], RESCHEDULE_RUN_TO_TIMEOUT[0]]
-    with airflow.serving([d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing):
+    dag_ids = [d for d, _, _ in (ANSWERED, TIMEOUT, MARK_FAILED, RESTART)] + list(CRASHES) + racing
+    with services_on_emulator(emulator, home, DAGS_FOLDER, dag_ids) as airflow:
         yield airflow
 
 

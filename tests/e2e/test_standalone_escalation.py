@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.e2e.dags_escalation.ringout_escalation_services import SCENARIOS
-from tests.e2e.standalone import AirflowServices
+from tests.e2e.standalone import AirflowServices, services_on_emulator
 from tests.e2e.test_standalone_deferred import TERMINAL, trigger
 
 if TYPE_CHECKING:
@@ -48,12 +48,7 @@ def emulator() -> Iterator[RingCentralEmulator]:
 @pytest.fixture(scope="module")
 def services(emulator: RingCentralEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServices]:
     home = tmp_path_factory.mktemp("airflow-escalation")
-    env = {
-        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
-        "AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR": str(home / "ringcentral-cache"),
-    }
-    airflow = AirflowServices(home, DAGS_FOLDER, env)
-    with airflow.serving(list(SCENARIOS)):
+    with services_on_emulator(emulator, home, DAGS_FOLDER, list(SCENARIOS)) as airflow:
         yield airflow
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
+from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout._task_mixin import (
     MAX_DEDUP_WINDOW,
     MAX_PER_NUMBER_WAIT,
@@ -46,7 +47,7 @@ def _masked(number: Any) -> str:
 
 
 # The parse-time warning about a list that cannot fit a callback was given in this process (it is said once).
-_warned_unfit = False
+_warned: set[str] = process_cache(__name__, "_warned", set())  # warnings said once per process
 
 
 def _is_template(value: Any) -> bool:
@@ -150,16 +151,21 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
                 validate_e164(connect_to, "connect_to")
             wait_for_connection = True
         self.wait_for_connection = bool(wait_for_connection)
-        self._warn_if_unfit()
+        if not kwargs.get("context"):  # built by Airflow to run now (a deadline's callback), not at a DAG's parse
+            self._warn_if_unfit()
 
     def _warn_if_unfit(self) -> None:
         """
         At DAG parse: say so if a static escalation list cannot be rung in the time a callback gets; at most once
         per process, and not in a task process (it parses the DAG file again for each task: its log is the task's).
         """
-        global _warned_unfit
         raw = self.to_numbers
-        if _warned_unfit or not self.wait_for_connection or _is_template(raw) or not isinstance(raw, (list, tuple)):
+        if (
+            "unfit" in _warned
+            or not self.wait_for_connection
+            or _is_template(raw)
+            or not isinstance(raw, (list, tuple))
+        ):
             return
         if len(raw) < 2:
             return
@@ -168,7 +174,7 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         except Exception:  # the configuration could not be read: nothing to warn about yet
             return
         if unfit:
-            _warned_unfit = True
+            _warned.add("unfit")
             self.log.warning(
                 "RingOutNotifier: an escalation of %d numbers needs about %.0f s to ring each for %.0f s, more "
                 "than a callback gets with %s; there only the first numbers are rung. Use "

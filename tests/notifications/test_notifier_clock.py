@@ -19,10 +19,10 @@ from airflow_provider_ringout.exceptions import RingCentralWaitEndedError
 from airflow_provider_ringout.hooks._transport import within_wait
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.notifications import _budget
-from airflow_provider_ringout.notifications import ringout as ringout_module
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.testing import CallScript, Outcome
+from airflow_provider_ringout.version_compat import AIRFLOW_V_3_1_PLUS
 from tests.notifications.test_ringout_alert_design import BRIDGE, rung_first
 from tests.notifications.test_ringout_notifier import FIRST, SECOND, THIRD, logs
 
@@ -210,7 +210,6 @@ def test_a_login_lock_held_elsewhere_is_waited_on_only_until_the_call_must_be_se
 def test_the_parse_time_warning_is_given_once_per_process(
     monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
 ) -> None:
-    monkeypatch.setattr(ringout_module, "_warned_unfit", False)
     monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "20")
 
     RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)
@@ -219,3 +218,18 @@ def test_the_parse_time_warning_is_given_once_per_process(
     out = logs()
     assert out.count("RingOutNotifier: an escalation of") == 1
     assert "an escalation of 3 numbers" in out and "RingOutEscalationOperator" in out
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS, reason="Airflow builds notifiers with a context only for deadline alerts (3.1+)"
+)
+def test_a_notifier_airflow_builds_to_run_now_says_no_parse_warning(
+    monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+) -> None:
+    """A deadline's callback is built in the triggerer with its context: that is no DAG parse, so no warning."""
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "20")
+    context = {"dag_run": {"dag_id": "late", "dag_run_id": "manual__1"}, "deadline": {"id": "1"}}
+    RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE, context=context)
+    assert "an escalation of" not in logs()
+    RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)  # the same list, parsed: warned
+    assert "an escalation of 3 numbers" in logs()

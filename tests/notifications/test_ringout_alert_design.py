@@ -330,9 +330,6 @@ def test_outside_airflow_there_is_no_limit() -> None:
 def test_a_list_that_cannot_fit_warns_when_the_dag_is_parsed(
     monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
 ) -> None:
-    from airflow_provider_ringout.notifications import ringout
-
-    monkeypatch.setattr(ringout, "_warned_unfit", False)  # said once per process
     monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "120")
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "120")
     RingOutNotifier(to_numbers=[FIRST, SECOND, THIRD], connect_to=BRIDGE)

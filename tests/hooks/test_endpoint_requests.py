@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralConfigError,
-    RingCentralRateLimitError,
+    RingCentralWaitEndedError,
     RingOutUnconfirmedError,
 )
 from airflow_provider_ringout.hooks._transport import within_wait
@@ -89,9 +89,9 @@ def test_request_spends_the_heavy_budget_shared_with_the_ringout_calls(
     hook = use(monkeypatch, emulator)
     hook.place_ringout(to_number=TO)  # Heavy 1 of 2
     hook.request(Endpoint.CALL_LOG)  # Heavy 2 of 2: the answer says Remaining 0
-    with within_wait(time.monotonic() + 1), pytest.raises(RingCentralRateLimitError, match="Heavy rate limit"):
-        hook.request(Endpoint.CALL_LOG)  # the pacer holds it back; nothing is sent
-    with within_wait(time.monotonic() + 1), pytest.raises(RingCentralRateLimitError, match="Heavy rate limit"):
+    with within_wait(time.monotonic() + 1), pytest.raises(RingCentralWaitEndedError, match="Heavy rate limit"):
+        hook.request(Endpoint.CALL_LOG)  # the pacer holds it back past the wait's end; nothing is sent
+    with within_wait(time.monotonic() + 1), pytest.raises(RingCentralWaitEndedError, match="Heavy rate limit"):
         hook.place_ringout(to_number=TO)
     assert emulator.count(kind="call-log") == 1 and emulator.count(kind="ring-out-create") == 1
     assert emulator.count(status=429) == 0

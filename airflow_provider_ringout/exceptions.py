@@ -105,3 +105,23 @@ class RingOutTimeoutError(RingOutError):
         self.status = status
         self.cancelled = cancelled
         super().__init__(message)
+
+
+class CallResultError(RingOutError, AirflowFailException):
+    """
+    A call's result could not be read from RingCentral's call log (the call itself was placed).
+
+    It is an ``AirflowFailException``: a retry of the operator would not read it better, and must never dial again.
+    """
+
+    def __init__(self, message: str, *, ringout_id: str | None = None):
+        self.ringout_id = ringout_id
+        super().__init__(message)
+
+
+class CallResultTimeoutError(CallResultError):
+    """The call's record did not appear in the call log within the wait (``result_timeout``)."""
+
+
+class CallResultAmbiguousError(CallResultError):
+    """Two or more call-log records could be the call (the same two numbers twice in the window): never guessed."""

@@ -128,13 +128,22 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_ringout.sensors.ringout"]}],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_ringout.sensors.ringout",
+                    "airflow_provider_ringout.sensors.call_result",
+                ],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "airflow_provider_ringout.triggers.ringout",
                     "airflow_provider_ringout.triggers.escalation",
+                    "airflow_provider_ringout.triggers.call_result",
                 ],
             }
         ],

@@ -161,11 +161,12 @@ def test_record_that_never_appears_fails_with_why(emulator: RingCentralEmulator,
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
 def test_two_calls_between_the_same_numbers_are_ambiguous(emulator: RingCentralEmulator, deferrable: bool) -> None:
-    emulator.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0.2, talk=0.2))
-    emulator.call_log.delay = 3600  # hold both records back until both calls are placed
+    # Both calls end as they are placed, so both records are due at the second call's first look-up: the
+    # look-up never sees the first call's record alone (which it could take for its own).
+    emulator.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0, talk=0, linger=30))
+    emulator.call_log.delay = 0
     first = task_context()
     run(operator(wait_for_connection=False), first)
-    emulator.call_log.delay = 0
     second = task_context()
 
     with pytest.raises(CallResultAmbiguousError) as err:

@@ -144,12 +144,17 @@ class ResultEventKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class CallResultEvent:
-    """The result trigger's one event: what its wait came to, the call, the result (found) or a message."""
+    """
+    The result trigger's one event: what its wait came to, the call, the result (found) or a message, and
+    ``carry``: what the deferring task handed the trigger to get back (the event is all a resumed task is sure to
+    get: ``airflow dags test`` drops the deferral's own kwargs).
+    """
 
     kind: ResultEventKind
     ringout: PlacedRingOut
     result: dict[str, Any] | None = None
     message: str = ""
+    carry: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON the trigger fires."""
@@ -158,6 +163,7 @@ class CallResultEvent:
             "ringout": self.ringout.as_dict(),
             "result": self.result,
             "message": self.message,
+            "carry": self.carry,
         }
 
     @classmethod
@@ -178,7 +184,8 @@ class CallResultEvent:
         result = event.get("result") if isinstance(event.get("result"), Mapping) else None
         if kind is ResultEventKind.FOUND and result is None:
             kind, message = ResultEventKind.ERROR, "a found event without a result"
-        return cls(kind, ringout, dict(result) if result is not None else None, message)
+        carry = event.get("carry") if isinstance(event.get("carry"), Mapping) else None
+        return cls(kind, ringout, dict(result) if result is not None else None, message, dict(carry) if carry else None)
 
     def outcome(self, within: str) -> dict[str, Any]:
         """

@@ -334,11 +334,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         :param state: how the call's own wait ended (connected, failed), or None when it was not waited on.
         :raises CallResultError: no record in time, two records could be the call, or the look-ups failed.
         """
-        placed = self._placed
-        if placed is None or placed.id != watch.ringout_id:
+        placed = self._placed_call(context, watch.ringout_id)
+        if placed is None:
             raise CallResultError(
                 f"The result of RingOut {watch.ringout_id} cannot be looked up: when it was placed is not known "
-                "(a retry on an Airflow core without task_state_store).",
+                "(neither this try, its XCom 'ringout' nor the task's state store says).",
                 ringout_id=watch.ringout_id,
             )
         if self.deferrable:
@@ -351,7 +351,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
                 poll_interval=self.result_poll_interval,
                 hard_end=self._hard_end(context),
                 method_name="execute_result_complete",
-                kwargs={"call_state": state.value if state else None, "watch": watch.to_dict()},
+                carry={"call_state": state.value if state else None, "watch": watch.to_dict()},
             )
         try:
             result = wait_for_result(
@@ -365,19 +365,26 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             ) from exc
         context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
 
-    def execute_result_complete(
-        self,
-        context: Context,
-        event: dict[str, Any],
-        call_state: str | None = None,
-        watch: dict[str, Any] | None = None,
-    ) -> str:
+    def _placed_call(self, context: Context, ringout_id: str) -> PlacedRingOut | None:
         """
-        Resume after the result trigger: push XCom ``call_result``, then end as the call's own wait ended.
+        The call as placed: this try's, else as the try that placed it pushed it (XCom ``ringout``; a task
+        resumed after a deferral is a new process), else as remembered for a retry (``task_state_store``).
+        """
+        if self._placed is None or self._placed.id != ringout_id:
+            ti, store = context["ti"], context.get("task_state_store")
+            pull = getattr(ti, "xcom_pull", None)
+            saved = pull(task_ids=ti.task_id, key=RINGOUT_XCOM, map_indexes=ti.map_index) if pull else None
+            if not isinstance(saved, dict) and store is not None:
+                saved = store.get(PLACED_KEY)
+            self._placed = placed_ringout(saved) if isinstance(saved, dict) else None
+        return self._placed if self._placed is not None and self._placed.id == ringout_id else None
+
+    def execute_result_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """
+        Resume after the result trigger: push XCom ``call_result``, then end as the call's own wait ended (its
+        state and watch come back in the event's ``carry``: a failed call fails the task).
 
         :param event: the result trigger's event.
-        :param call_state: how the call's wait ended (``connected``, ``failed``), or None if it was not waited on.
-        :param watch: the call's watch, as the deferring try left it.
         :return: the RingOut id.
         :raises CallResultError: no record in time, two records could be the call, or the look-ups failed.
         """
@@ -385,8 +392,10 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         result = resumed.outcome(f"{self.result_timeout:g} s")
         context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
         self.log.info("RingOut %s result: %s (%s s).", resumed.ringout.id, result.get("result"), result.get("duration"))
-        if call_state and watch:
-            RingCentralTaskMixin._finish(self, RingOutState(call_state), RingOutWatch.from_dict(watch), context)
+        carry = resumed.carry or {}
+        if carry.get("call_state") and isinstance(carry.get("watch"), dict):
+            watch = RingOutWatch.from_dict(carry["watch"])
+            RingCentralTaskMixin._finish(self, RingOutState(carry["call_state"]), watch, context)
         return resumed.ringout.id
 
     def _time_out(

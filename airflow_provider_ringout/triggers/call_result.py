@@ -43,6 +43,7 @@ class RingOutCallResultTrigger(BaseTrigger):
     :param end_time: when the wait ends, wall clock (epoch seconds).
     :param poll_interval: seconds between look-ups.
     :param hook_params: keyword arguments for :class:`RingCentralHook`, as the task that deferred was given them.
+    :param carry: JSON the deferring task gets back in the event (how the call's own wait ended, for the operator).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class RingOutCallResultTrigger(BaseTrigger):
         ringcentral_conn_id: str = "ringcentral_default",
         poll_interval: float = RESULT_POLL_INTERVAL,
         hook_params: dict[str, Any] | None = None,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.ringout = placed_ringout(ringout)
@@ -60,6 +62,7 @@ class RingOutCallResultTrigger(BaseTrigger):
         self.ringcentral_conn_id = ringcentral_conn_id
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.hook_params = check_hook_params(hook_params)
+        self.carry = carry
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -70,6 +73,8 @@ class RingOutCallResultTrigger(BaseTrigger):
         }
         if self.hook_params:
             kwargs["hook_params"] = self.hook_params
+        if self.carry:
+            kwargs["carry"] = self.carry
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _hook(self) -> RingCentralHook:
@@ -78,7 +83,7 @@ class RingOutCallResultTrigger(BaseTrigger):
         return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
 
     def _event(self, kind: ResultEventKind, result: dict[str, Any] | None = None, message: str = "") -> TriggerEvent:
-        return TriggerEvent(CallResultEvent(kind, self.ringout, result, message).payload())
+        return TriggerEvent(CallResultEvent(kind, self.ringout, result, message, self.carry).payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_ringout.hooks._transport import within_wait
@@ -118,11 +123,11 @@ def defer_result_wait(
     poll_interval: float,
     hard_end: float | None,
     method_name: str,
-    kwargs: dict[str, Any] | None = None,
+    carry: dict[str, Any] | None = None,
 ) -> None:
     """
     Hand the wait for ``ringout``'s result to a :class:`RingOutCallResultTrigger`; the task resumes in
-    ``method_name`` with ``event`` (and ``kwargs``). The trigger gives up a margin before Airflow's own timeout
+    ``method_name`` with ``event`` (which hands back ``carry``). The trigger gives up a margin before Airflow's own timeout
     (``_wait.deadlines``), so its timeout event, with its words, is what the task sees.
 
     :param task: the deferring task (its ``ringcentral_conn_id``, ``hook_params`` and ``defer``).
@@ -136,5 +141,6 @@ def defer_result_wait(
         poll_interval=poll_interval,
         ringcentral_conn_id=task.ringcentral_conn_id,
         hook_params=task.hook_params,
+        carry=carry,
     )
-    task.defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timedelta(seconds=airflow_timeout))
+    task.defer(trigger=trigger, method_name=method_name, timeout=timedelta(seconds=airflow_timeout))

@@ -56,19 +56,22 @@ for mode in ("blocking", "deferrable"):
         )
 
 for mode in ("poke", "reschedule", "deferrable"):
-    native = mode == "poke"  # the dict as a native object in one DAG, as its text in the others
-    with DAG(
-        f"result_sensor_{mode}",
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        tags=["test"],
-        render_template_as_native_obj=native,
-    ):
+    with DAG(f"result_sensor_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]):
         place = RingOutOperator(task_id="place", to_number=CONNECTED, from_number=FROM, wait_for_connection=False)
+        if mode == "poke":  # the dict itself, as a TaskFlow task hands it over
+            # (not render_template_as_native_obj: it renders the operator's "+1..." numbers as ints)
+
+            @task
+            def ringout_of_place() -> dict:
+                return get_current_context()["ti"].xcom_pull(task_ids="place", key="ringout")
+
+            ringout = ringout_of_place()
+            place >> ringout
+        else:  # the dict as a template renders it: its text
+            ringout = "{{ ti.xcom_pull(task_ids='place', key='ringout') }}"
         place >> RingOutCallResultSensor(
             task_id="result",
-            ringout="{{ ti.xcom_pull(task_ids='place', key='ringout') }}",
+            ringout=ringout,
             mode="reschedule" if mode == "reschedule" else "poke",
             deferrable=mode == "deferrable",
             poke_interval=0.2,

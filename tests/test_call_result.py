@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from airflow_provider_ringout.call_result import (
     AnsweredBy,
@@ -18,13 +17,11 @@ from airflow_provider_ringout.call_result import (
     match_call,
 )
 from airflow_provider_ringout.testing import (
-    TEST_CLIENT_ID,
-    TEST_CLIENT_SECRET,
-    TEST_JWT,
     CallScript,
     Outcome,
     RingCentralEmulator,
 )
+from tests.emulator_api import api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,14 +44,7 @@ class Phone:
 
     def __init__(self, emulator: RingCentralEmulator) -> None:
         self.emulator = emulator
-        token = requests.post(
-            f"{emulator.url}/restapi/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": TEST_JWT},
-            auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-            timeout=TIMEOUT,
-        ).json()["access_token"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session = api(emulator)
 
     def place(self, to: str = TO, frm: str = FROM) -> PlacedRingOut:
         """POST a RingOut, remembering when it was placed (just before the POST, as a task would)."""

@@ -1,8 +1,8 @@
 """
 Which shared state is configured: ``[ringcentral] shared_state`` (``file`` or ``redis``) and ``redis_conn_id``.
 
-Read by :mod:`.backend` (the token cache and pacer), :mod:`.claims` (alert claims) and :mod:`.redis` (whose
-fallback warning names the fix, :data:`REDIS_FIX`); imports none of them.
+Read by :mod:`.backend` (the token cache and pacer), :mod:`.claims` (alert claims), :mod:`.progress` (escalations'
+saved progress) and :mod:`.redis` (whose fallback warning names the fix, :data:`REDIS_FIX`); imports none of them.
 """
 
 from __future__ import annotations

@@ -142,8 +142,8 @@ class RedisLink:
             _warned.add(self.conn_id)
             log.warning(
                 "[ringcentral] shared_state = redis, but Redis ([ringcentral] redis_conn_id = %r) cannot be used "
-                "(%s); using this host's files instead: logins, the rate budget and alert grouping are shared "
-                "per host only until Redis is back (said once per process); %s.",
+                "(%s); using this host's files instead: logins, the rate budget, alert grouping and escalations' "
+                "saved progress are shared per host only until Redis is back (said once per process); %s.",
                 self.conn_id,
                 reason,
                 REDIS_FIX.format(conn_id=self.conn_id),

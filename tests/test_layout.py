@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     # 0, the base: words and values every layer uses; imports nothing above.
     "": 0,  # the package's __init__ (get_provider_info, connection field names)
     "_process": 0,
+    "call_result": 0,  # the pure call-log matcher
     "exceptions": 0,
     "phone": 0,
     "status": 0,

@@ -177,7 +177,7 @@ def call_result(record: Mapping[str, Any]) -> dict[str, Any]:
 
 _KEPT = ("id", "startTime", "direction", "type", "action", "result", "reason", "duration", "finished")
 _KEPT_MORE = ("telephonySessionId", "lastModifiedTime")
-_KEPT_LEG = ("legType", "direction", "type", "result", "reason", "duration")
+_KEPT_LEG = ("legType", "result", "reason", "duration")
 
 
 def essential(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from airflow_provider_ringout.state.redis import RedisLink
 
 KEEP = 3 * 3600.0  # seconds a record is kept after its start: a look-up for an older call finds nothing here
-MAX_RECORDS = 1000  # at most this many (about 0.5 MB as stored), newest first
+MAX_RECORDS = 500  # at most this many, newest first (about 0.4 MB as stored; a state file is read up to 1 MB)
 
 
 def _now() -> float:

@@ -346,3 +346,29 @@ def test_waiting_posts_keep_their_heavy_slots(monkeypatch: pytest.MonkeyPatch, t
         if server is not None:
             server.stop()
             reset_process_state()
+
+
+# --- the shared store ----------------------------------------------------------------------------------------------
+
+
+def _record(ident: str, start: float) -> dict[str, Any]:
+    return {"id": ident, "startTime": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")}
+
+
+def test_the_store_is_bounded_and_a_late_reader_cannot_write(tmp_path: Path, clock: list[float]) -> None:
+    from airflow_provider_ringout.state.files import StateDir
+
+    store = calllog.FileCallLog(StateDir(tmp_path / "state"), "k" * 32)
+    now = time.time()
+    turn = store.take_turn("a", interval=20, lease=5)
+    assert turn is not None and store.take_turn("b", interval=20, lease=5) is None  # one reader at a time
+    fresh = [_record(f"r{i}", now - i) for i in range(calllog.MAX_RECORDS + 50)]
+    assert store.store("a", [*fresh, _record("old", now - calllog.KEEP - 60)], "t1", synced=True)
+    kept = {r["id"] for r in store.snapshot().records}
+    assert kept == {f"r{i}" for i in range(calllog.MAX_RECORDS)}  # the newest, nothing older than KEEP
+    clock[0] += 20  # an interval later
+    assert store.take_turn("a", interval=20, lease=5) is not None
+    clock[0] += 6  # "a" stalls past its lease; "b" takes over
+    assert store.take_turn("b", interval=20, lease=5) is not None
+    assert not store.store("a", [_record("late", now)], "t-late", synced=True)  # dropped: "a" no longer reads
+    assert store.snapshot().token == "t1"

@@ -150,11 +150,12 @@ class RatePacer:
             entry = data[group] = self._entry(data, group, now)
             wait = self._wait(group, entry, now)
             if wait > 0:
-                # Said in the shared state, so a low-priority send (reserve_idle) leaves the next slot to this one.
-                entry["wanted_until"] = max(
-                    entry.get("wanted_until", 0.0), now + min(wait, RESERVE_RECHECK) + WAITING_MARGIN
-                )
-                self._save(data)
+                # Said in the shared state, so a low-priority send (reserve_idle) leaves the next slot to this one
+                # (written only when it moves on: many waiters asking together cost one write).
+                wanted = now + min(wait, RESERVE_RECHECK) + WAITING_MARGIN
+                if wanted > entry.get("wanted_until", 0.0) + WAITING_MARGIN / 2:
+                    entry["wanted_until"] = wanted
+                    self._save(data)
                 return wait
             self._record_send(entry, now)
             self._save(data)

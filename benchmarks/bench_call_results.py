@@ -31,6 +31,7 @@ HEAVY = 10
 POLL = 2.0  # each task looks for its result this often (a look reads the shared records; it costs no request)
 AFTER, TALK, LOG_DELAY = 2.0, 20.0, 15.0
 RESULTS_TARGET = 10  # Heavy requests for the results of 30 calls
+GIVE_UP = 360.0  # a task that has no result by then is counted as missing
 
 
 def task(index: int, out: dict[int, Any]) -> None:
@@ -39,14 +40,26 @@ def task(index: int, out: dict[int, Any]) -> None:
 
     hook = RingCentralHook()
     to = f"+1555030{index:04d}"
-    placed_at = datetime.now().astimezone().isoformat()
     ringout_id = hook.place_ringout(to_number=to, from_number=FROM_NUMBER)["id"]
-    while True:
+    placed_at = datetime.now().astimezone().isoformat()  # once placed: the POST may have waited for the pacer
+    give_up = time.monotonic() + GIVE_UP
+    while time.monotonic() < give_up:
         result = hook.get_call_result(ringout_id, from_number=FROM_NUMBER, to_number=to, placed_at=placed_at)
         if result is not None:
             out[index] = (result, time.time())
             return
         time.sleep(POLL)
+
+
+def warm_up() -> None:
+    """
+    The host's pacer knows the Heavy limit, as after any earlier Heavy answer: a cold file pacer would send its
+    first burst unpaced (it learns limits from the answers' headers) and measure that instead of the results.
+    """
+    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
+
+    headers = {"X-Rate-Limit-Limit": str(HEAVY), "X-Rate-Limit-Window": str(int(WINDOW))}
+    RingCentralHook()._pacer.observe(RingCentralHook.GROUP_HEAVY, headers)
 
 
 def one_round(k: int, report: Report) -> None:
@@ -58,6 +71,7 @@ def one_round(k: int, report: Report) -> None:
     emulator = RingCentralEmulator.with_real_limits(default_script=script, call_log_delay=LOG_DELAY).start()
     try:
         use_connection(emulator.connection_json(), fresh_cache_dir(f"results{k}"))
+        warm_up()
         out: dict[int, Any] = {}
         began = time.monotonic()
         threads = [threading.Thread(target=task, args=(i, out)) for i in range(k)]
@@ -74,6 +88,7 @@ def one_round(k: int, report: Report) -> None:
     span = posts[-1] - posts[0]
     floor = (math.ceil(k / HEAVY) - 1) * WINDOW
     lags = []
+    print(f"K={k}: {len(out)} results in {wall:.0f} s", flush=True)
     for result, found_at in out.values():
         start = datetime.fromisoformat(result["start_time"].replace("Z", "+00:00")).timestamp()
         lags.append(found_at - (start + (result["duration"] or 0)))
@@ -116,7 +131,8 @@ def main() -> None:
     report.notes.append(
         f"real limits (Heavy {HEAVY}/min, 60 s penalty); calls connect after {AFTER:.0f} s, talk {TALK:.0f} s; "
         f"records written {LOG_DELAY:.0f} s after the end; each task looks every {POLL:.0f} s; "
-        "call_log_interval 20 s (default); one host (file state), K threads with their own hook"
+        "call_log_interval 20 s (default); one host (file state), K threads with their own hook; the host's pacer "
+        "knows the Heavy limit at the start (a cold file pacer sends its first burst unpaced: not this feature)"
     )
     report.seconds = time.monotonic() - began
     report.print()

@@ -74,7 +74,8 @@ class CallResults(HookCore):
         :param ringout_id: the RingOut's id (for messages; the call log does not carry it).
         :param from_number: the phone rung first (E.164).
         :param to_number: the phone connected second (E.164).
-        :param placed_at: when the RingOut was placed (aware datetime, or ISO 8601; no zone means UTC).
+        :param placed_at: when the RingOut was placed, taken once ``place_ringout`` returned (a POST may wait for
+            the pacer first); an aware datetime, or ISO 8601 (no zone means UTC).
         :return: ``{"result", "reason", "duration", "start_time", "legs": [{"leg_type", "result", "reason",
             "duration"}], "telephony_session_id", "answered_by"}`` (see :func:`..call_result.call_result`), or None.
         :raises RingOutCallResultAmbiguousError: two or more records could be this call; never guessed.

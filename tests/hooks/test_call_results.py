@@ -76,8 +76,8 @@ def new_hook(state: Path | None = None, interval: float = 60.0) -> RingCentralHo
 
 def place(hook: RingCentralHook, to: str = TO, frm: str = FROM) -> dict[str, Any]:
     """Place a call; the ``ringout`` dict a task would push (id, numbers, placed_at)."""
-    placed_at = datetime.now(UTC).isoformat()
     ringout_id = hook.place_ringout(to_number=to, from_number=frm)["id"]
+    placed_at = datetime.now(UTC).isoformat()  # once placed, as a task takes it
     return {"ringout_id": ringout_id, "from_number": frm, "to_number": to, "placed_at": placed_at}
 
 

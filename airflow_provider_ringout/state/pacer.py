@@ -27,6 +27,9 @@ MAX_RATE_LIMIT_WAIT = 300.0
 RESERVE_RECHECK = 10.0
 # A refused sender counts as waiting until its next ask plus this margin: no low-priority send takes its slot.
 WAITING_MARGIN = 1.0
+# A low-priority send also waits until the group has been quiet this long: the senders of a burst (K tasks placing
+# calls at once) are not all waiting yet when the first of them looks for its result.
+QUIET = 1.0
 
 
 def _number(value: Any) -> TypeGuard[float]:
@@ -163,8 +166,9 @@ class RatePacer:
 
     def reserve_idle(self, group: str) -> float:
         """
-        A low-priority send (the call-log reader): record it and return 0 only when a slot of ``group`` is free now
-        and no other sender waits for one; else return how long until asking again could succeed. It never queues,
+        A low-priority send (the call-log reader): record it and return 0 only when a slot of ``group`` is free now,
+        no other sender waits for one and none sent in the last :data:`QUIET` seconds; else return how long until
+        asking again could succeed. It never queues,
         and never says it waits, so it cannot take a slot a waiting POST or DELETE would have had.
         """
         fast = self.reserve_nowait(group)
@@ -174,7 +178,8 @@ class RatePacer:
             data = self._load()
             now = time.time()
             entry = data[group] = self._entry(data, group, now)
-            wait = max(self._wait(group, entry, now), entry.get("wanted_until", 0.0) - now)
+            sent = entry.get("sent") or [0.0]
+            wait = max(self._wait(group, entry, now), entry.get("wanted_until", 0.0) - now, sent[-1] + QUIET - now)
             if wait > 0:
                 return wait
             self._record_send(entry, now)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout.state.config import REDIS_FIX
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
+from airflow_provider_ringout.state.pacer import QUIET
 from airflow_provider_ringout.state.tokens import TokenCache
 
 if TYPE_CHECKING:
@@ -355,7 +356,8 @@ return wait(span)
 """
 )
 
-# A low-priority send (the call-log reader). ARGV: caller id, slack, assumed limit, max tracked, stale seconds.
+# A low-priority send (the call-log reader). ARGV: caller id, slack, assumed limit, max tracked, stale seconds,
+# quiet seconds (none sent in the group for that long).
 # '0' with the send recorded only when a slot is free now and nobody is queued for one; else the seconds until
 # asking again could succeed. The caller never joins the queue, so it never takes a queued sender's slot.
 _RESERVE_IDLE = (
@@ -371,10 +373,15 @@ end
 redis.call('ZREMRANGEBYSCORE', sent, '-inf', now - span)
 if now < blocked then return tostring(blocked - now) end
 if redis.call('ZCARD', queue) > 0 then return '1' end
-local n = redis.call('ZCARD', sent)
-if limit > 0 and n >= limit then
-  local entry = redis.call('ZRANGE', sent, n - limit, n - limit, 'WITHSCORES')
-  return tostring(math.max(tonumber(entry[2]) + span - now, 0.05))
+if limit > 0 then
+  local quiet = tonumber(ARGV[6])
+  local last = redis.call('ZRANGE', sent, -1, -1, 'WITHSCORES')
+  if last[2] and now - tonumber(last[2]) < quiet then return tostring(tonumber(last[2]) + quiet - now) end
+  local n = redis.call('ZCARD', sent)
+  if n >= limit then
+    local entry = redis.call('ZRANGE', sent, n - limit, n - limit, 'WITHSCORES')
+    return tostring(math.max(tonumber(entry[2]) + span - now, 0.05))
+  end
 end
 redis.call('ZADD', sent, now, me .. '@' .. string.format('%.6f', now))
 if limit <= 0 then redis.call('ZREMRANGEBYRANK', sent, 0, -(tonumber(ARGV[4]) + 1)) end
@@ -481,7 +488,7 @@ class RedisRatePacer:
     def reserve_idle(self, group: str) -> float:
         """
         A low-priority send (see :meth:`RatePacer.reserve_idle`), cluster-wide: 0 with the send recorded only when a
-        slot is free now and no caller is queued for one; else seconds until asking again could succeed. While
+        slot is free now, no caller is queued for one and none sent for :data:`.pacer.QUIET` s; else seconds until asking again could succeed. While
         Redis fails, the host's files decide.
         """
         if self.link.usable():
@@ -497,6 +504,7 @@ class RedisRatePacer:
                             self.ASSUMED_LIMITS.get(group, 0),
                             self.files.MAX_TRACKED,
                             WAITER_STALE,
+                            QUIET,
                         )
                     )
             except RedisUnavailable:

@@ -185,11 +185,14 @@ def test_ten_waiters_share_one_reader(emu: RingCentralEmulator, clock: list[floa
 def _look_in_another_process(
     conn: str, state: str, call: dict[str, Any], interval: float, lease: float, out: Any
 ) -> None:
-    """A task process on the same host: one look-up (it syncs), its answer put on ``out``."""
+    """A task process on the same host: looks until it has the result (it syncs), which it puts on ``out``."""
     os.environ.update(AIRFLOW_CONN_RINGCENTRAL_DEFAULT=conn, AIRFLOW__RINGCENTRAL__TOKEN_CACHE_DIR=state)
     hook = RingCentralHook()
     hook.call_log_interval, hook.call_log_lease = interval, lease
-    out.put(hook.get_call_result(**call))
+    deadline = time.monotonic() + WAIT
+    while (found := hook.get_call_result(**call)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # a waiting task looks again (its sync may have been skipped this time)
+    out.put(found)
 
 
 def test_two_processes_on_one_host_share_the_records(emu: RingCentralEmulator, isolated_token_cache: Path) -> None:
@@ -222,6 +225,8 @@ def test_a_killed_reader_is_replaced_after_its_lease(emu: RingCentralEmulator, i
     proc.start()
     store = calllog.FileCallLog(hook._state, hook.credentials.cache_key)
     wait_for(lambda: (store._load().get("reader") or {}).get("owner"), "the other process to take the lease")
+    # Its sync reached RingCentral (the emulator took the slow fault on arrival) and waits for the answer.
+    wait_for(lambda: not emu._faults._pending, "the other process's sync to arrive")
     os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
     proc.join(30)
     assert hook.get_call_result(**call) is not None  # the lease is still the dead reader's: the stored records answer

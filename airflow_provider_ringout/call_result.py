@@ -175,6 +175,28 @@ def call_result(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_KEPT = ("id", "startTime", "direction", "type", "action", "result", "reason", "duration", "finished")
+_KEPT_MORE = ("telephonySessionId", "lastModifiedTime")
+_KEPT_LEG = ("legType", "result", "reason", "duration")
+
+
+def essential(record: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The part of a call-log record that :func:`match_call` and :func:`call_result` read (what a shared store
+    keeps: about a third of a Detailed record).
+    """
+
+    def numbers(part: Mapping[str, Any]) -> dict[str, Any]:
+        sides = {"from": part.get("from"), "to": part.get("to")}
+        return {side: {"phoneNumber": s.get("phoneNumber")} for side, s in sides.items() if isinstance(s, Mapping)}
+
+    kept: dict[str, Any] = {key: record[key] for key in (*_KEPT, *_KEPT_MORE) if key in record}
+    legs = [leg for leg in record.get("legs") or () if isinstance(leg, Mapping)]
+    if legs:
+        kept["legs"] = [{**{k: leg[k] for k in _KEPT_LEG if k in leg}, **numbers(leg)} for leg in legs]
+    return kept | numbers(record)
+
+
 def answered_by(record: Mapping[str, Any]) -> AnsweredBy:
     """
     Who answered, only where the record says it; RingCentral's spec has no "answered by" field.

@@ -105,3 +105,27 @@ class RingOutTimeoutError(RingOutError):
         self.status = status
         self.cancelled = cancelled
         super().__init__(message)
+
+
+class RingCentralPermissionError(RingCentralAPIError):
+    """
+    The app lacks a permission the request needs (403 ``CMN-401`` / ``InsufficientPermissions``); ``permission``
+    names it. Raised by :meth:`RingCentralHook.get_call_result` when the app lacks ``ReadCallLog``.
+    """
+
+    def __init__(self, message: str, *, permission: str, **where: object) -> None:
+        self.permission = permission
+        super().__init__(message, **where)  # type: ignore[arg-type]
+
+
+class RingOutCallResultAmbiguousError(RingOutError, AirflowFailException):
+    """
+    Two or more call-log records could be the RingOut's (the same two numbers twice within the matching window):
+    the provider never guesses which. Waiting longer cannot resolve it, so it is an ``AirflowFailException``
+    (no retry); read the call log by hand (``RingCentralHook.request(Endpoint.CALL_LOG, ...)``).
+    """
+
+    def __init__(self, message: str, *, ringout_id: str, candidates: int) -> None:
+        self.ringout_id = ringout_id
+        self.candidates = candidates
+        super().__init__(message)

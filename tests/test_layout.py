@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "": 0,  # the package's __init__ (get_provider_info, connection field names)
     "_process": 0,
     "_wait_end": 0,
-    "call_result": 0,
+    "call_result": 0,  # the pure call-log matcher
     "exceptions": 0,
     "phone": 0,
     "request": 0,

@@ -38,6 +38,7 @@ from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout._wait_end import lock_wait
 from airflow_provider_ringout.state.config import REDIS_FIX
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
+from airflow_provider_ringout.state.pacer import QUIET
 from airflow_provider_ringout.state.tokens import TokenCache
 
 if TYPE_CHECKING:
@@ -356,6 +357,41 @@ return wait(span)
 """
 )
 
+# A low-priority send (the call-log reader). ARGV: caller id, slack, assumed limit, max tracked, stale seconds,
+# quiet seconds (none sent in the group for that long).
+# '0' with the send recorded only when a slot is free now and nobody is queued for one; else the seconds until
+# asking again could succeed. The caller never joins the queue, so it never takes a queued sender's slot.
+_RESERVE_IDLE = (
+    _COMMON
+    + """
+local me, slack = ARGV[1], tonumber(ARGV[2])
+local span = window * (1 + slack)
+local ttl = math.ceil(span * 1000) + 60000
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5]))) do
+  redis.call('ZREM', queue, gone)
+  redis.call('ZREM', seen, gone)
+end
+redis.call('ZREMRANGEBYSCORE', sent, '-inf', now - span)
+if now < blocked then return tostring(blocked - now) end
+if redis.call('ZCARD', queue) > 0 then return '1' end
+if limit > 0 then
+  local quiet = tonumber(ARGV[6])
+  local last = redis.call('ZRANGE', sent, -1, -1, 'WITHSCORES')
+  if last[2] and now - tonumber(last[2]) < quiet then return tostring(tonumber(last[2]) + quiet - now) end
+  local n = redis.call('ZCARD', sent)
+  if n >= limit then
+    local entry = redis.call('ZRANGE', sent, n - limit, n - limit, 'WITHSCORES')
+    return tostring(math.max(tonumber(entry[2]) + span - now, 0.05))
+  end
+end
+redis.call('ZADD', sent, now, me .. '@' .. string.format('%.6f', now))
+if limit <= 0 then redis.call('ZREMRANGEBYRANK', sent, 0, -(tonumber(ARGV[4]) + 1)) end
+redis.call('PEXPIRE', sent, ttl)
+redis.call('PEXPIRE', meta, 86400000)
+return '0'
+"""
+)
+
 # ARGV: limit, window, assumed limit, remaining, penalty seconds ('' when absent).
 _OBSERVE = (
     _COMMON
@@ -449,6 +485,32 @@ class RedisRatePacer:
                 return delay
         wait = self._turns.get(group, 0.0) - time.monotonic()
         return wait if wait > 0 else self.files.reserve(group)
+
+    def reserve_idle(self, group: str) -> float:
+        """
+        A low-priority send (see :meth:`RatePacer.reserve_idle`), cluster-wide: 0 with the send recorded only when a
+        slot is free now, no caller is queued for one and none sent for :data:`.pacer.QUIET` s; else seconds until asking again could succeed. While
+        Redis fails, the host's files decide.
+        """
+        if self.link.usable():
+            try:
+                with self.link.guard() as redis:
+                    return float(
+                        redis.eval(
+                            _RESERVE_IDLE,
+                            4,
+                            *self._keys(group),
+                            f"{self._caller}:idle",
+                            self.files.SLACK,
+                            self.ASSUMED_LIMITS.get(group, 0),
+                            self.files.MAX_TRACKED,
+                            WAITER_STALE,
+                            QUIET,
+                        )
+                    )
+            except RedisUnavailable:
+                pass
+        return self.files.reserve_idle(group)
 
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None:
         """Learn the limit from an answer's headers; ``penalty`` (a 429's wait) holds back every host."""

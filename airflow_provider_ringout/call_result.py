@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-# Before: RingCentral's clock and the worker's may disagree a little; after: the first leg starts ringing
-# within seconds of the POST. Wider windows make two calls to the same numbers ambiguous more often.
-DEFAULT_WINDOW_BEFORE = timedelta(seconds=30)
-DEFAULT_WINDOW_AFTER = timedelta(seconds=90)
+# placed_at is taken when the POST returned; the record starts when RingCentral took the POST: a little before,
+# give or take the clocks' disagreement. A wider window would take another call between the same two numbers (an
+# earlier one, or a later short one whose record is written first) for this one while this one's is not written.
+DEFAULT_WINDOW_BEFORE = timedelta(seconds=10)
+DEFAULT_WINDOW_AFTER = timedelta(seconds=10)
 
 RINGOUT_LEG_TYPES = frozenset(
     {

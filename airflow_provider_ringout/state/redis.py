@@ -313,11 +313,8 @@ if not stored_limit and redis.call('HGET', meta, 'unlimited') ~= '1' then limit 
 local blocked = tonumber(redis.call('HGET', meta, 'blocked_until') or '0')
 """
 
-# ARGV: caller id, slack (fraction of the window), assumed limit (0: none), max tracked, stale seconds.
-# Returns '0' with the send recorded, or the seconds to wait (the caller keeps its place in the queue).
-_RESERVE = (
-    _COMMON
-    + """
+# Both reserves: drop senders that stopped asking (ARGV[5] seconds stale) and sends older than the window.
+_PRUNE = """
 local me, slack = ARGV[1], tonumber(ARGV[2])
 local span = window * (1 + slack)
 local ttl = math.ceil(span * 1000) + 60000
@@ -326,6 +323,14 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - tonumber(A
   redis.call('ZREM', seen, gone)
 end
 redis.call('ZREMRANGEBYSCORE', sent, '-inf', now - span)
+"""
+
+# ARGV: caller id, slack (fraction of the window), assumed limit (0: none), max tracked, stale seconds.
+# Returns '0' with the send recorded, or the seconds to wait (the caller keeps its place in the queue).
+_RESERVE = (
+    _COMMON
+    + _PRUNE
+    + """
 local function wait(delay)
   redis.call('ZADD', queue, 'NX', now, me)
   redis.call('ZADD', seen, now, me)
@@ -363,15 +368,8 @@ return wait(span)
 # asking again could succeed. The caller never joins the queue, so it never takes a queued sender's slot.
 _RESERVE_IDLE = (
     _COMMON
+    + _PRUNE
     + """
-local me, slack = ARGV[1], tonumber(ARGV[2])
-local span = window * (1 + slack)
-local ttl = math.ceil(span * 1000) + 60000
-for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5]))) do
-  redis.call('ZREM', queue, gone)
-  redis.call('ZREM', seen, gone)
-end
-redis.call('ZREMRANGEBYSCORE', sent, '-inf', now - span)
 if now < blocked then return tostring(blocked - now) end
 if redis.call('ZCARD', queue) > 0 then return '1' end
 if limit > 0 then

@@ -303,7 +303,8 @@ def _backends() -> list[Any]:
 @pytest.mark.parametrize("backend", _backends())
 def test_waiting_posts_keep_their_heavy_slots(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str) -> None:
     """
-    RingCentral's real limits (Heavy 10 a window; a 2 s window keeps the test short): the window is full, a waiter
+    RingCentral's real limits (Heavy 10 a window; a 5 s window keeps the test short, and wide enough that a loaded
+    machine does not slide it between the sends): the window is full, a waiter
     looks for its result all along (from before the POSTs came), and a backlog of 10 POSTs waits for the next
     window. Every call-log sync comes after the last POST: the look-ups took no slot a POST waited for.
     """
@@ -313,7 +314,7 @@ def test_waiting_posts_keep_their_heavy_slots(monkeypatch: pytest.MonkeyPatch, t
         monkeypatch.setenv("AIRFLOW__RINGCENTRAL__SHARED_STATE", "redis")
         reset_process_state()
     emu = RingCentralEmulator.with_real_limits(
-        rate_window=2, rate_penalty=2, default_script=ended_at_once(), call_log_delay=0
+        rate_window=5, rate_penalty=5, default_script=ended_at_once(), call_log_delay=0
     ).start()
     try:
         monkeypatch.setenv("AIRFLOW_CONN_RINGCENTRAL_DEFAULT", emu.connection_json(extra={"from_number": FROM}))

@@ -8,8 +8,6 @@ mid-call and a new trigger built from ``serialize()``'s kwargs (as in ``test_esc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.util
 import json
 import logging
@@ -27,14 +25,18 @@ from airflow_provider_ringout.state.progress import (
 )
 from airflow_provider_ringout.state.tokens import TokenCache
 from airflow_provider_ringout.testing.redis_server import RedisServer, redis_server_path
-from airflow_provider_ringout.triggers.escalation import RingOutEscalationTrigger
 from tests.hooks.test_redis_state import REDIS_LOGGER, redis_server
-from tests.notifications.test_ringout_alert_design import rung_first, session_of
 from tests.notifications.test_ringout_notifier import FIRST, SECOND, THIRD, make_context
-from tests.operators.test_escalation_operator import deferred_trigger, voicemail_no_answer_acknowledges
+from tests.operators.test_escalation_operator import (
+    assert_resumed,
+    deferred_trigger,
+    finish,
+    in_file,
+    stop_while_the_second_rings,
+    voicemail_no_answer_acknowledges,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from airflow_provider_ringout.testing import RingCentralEmulator
@@ -63,53 +65,6 @@ def on_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Path:
 def in_redis(server: RedisServer, key: str) -> dict[str, Any] | None:
     raw = server.client().get(f"ringout:{{escalation-progress}}:progress:{key}")
     return json.loads(raw) if raw else None
-
-
-def in_file(folder: Path, key: str) -> dict[str, Any] | None:
-    with contextlib.suppress(FileNotFoundError, ValueError):  # not written yet, or caught mid-write
-        saved = json.loads((folder / f"{PROGRESS_FILE}.json").read_text()).get(key)
-        return saved if isinstance(saved, dict) else None
-    return None
-
-
-def second_call_saved(saved: dict[str, Any] | None) -> bool:
-    """The saved progress has the second call's RingOut id (a stop before that is another test's case)."""
-    flight = (saved or {}).get("in_flight")
-    return bool(flight and flight.get("number") == 1 and flight.get("ringout_id"))
-
-
-def stop_while_the_second_rings(trigger: RingOutEscalationTrigger, saved: Callable[[], dict[str, Any] | None]) -> None:
-    async def stop() -> None:
-        task = asyncio.ensure_future(trigger.run().__anext__())
-        while not second_call_saved(saved()):
-            await asyncio.sleep(0.02)
-        task.cancel()  # the triggerer stops mid-call
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(asyncio.wait_for(stop(), 30))
-
-
-def finish(kwargs: dict[str, Any]) -> Any:
-    restarted = RingOutEscalationTrigger(**kwargs)  # as a restarted triggerer rebuilds it
-
-    async def events() -> list[Any]:
-        return [event async for event in restarted.run()]
-
-    (event,) = asyncio.run(asyncio.wait_for(events(), 30))
-    return event
-
-
-def assert_resumed(emulator: RingCentralEmulator, event: Any) -> None:
-    assert event.payload["status"] == "done"
-    assert rung_first(emulator) == [FIRST, SECOND, THIRD]  # nobody twice
-    assert session_of(emulator, SECOND).cancelled  # the call in flight was finished and cancelled, not left
-    calls = event.payload["progress"]["calls"]
-    assert [(c["number"], c["outcome"]) for c in calls] == [
-        (FIRST, "not_pressed"),
-        (SECOND, "no_answer"),
-        (THIRD, "acknowledged"),
-    ]
 
 
 def test_a_trigger_picked_up_on_another_host_resumes_from_redis(

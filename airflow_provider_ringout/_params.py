@@ -43,6 +43,17 @@ def seconds(
     return result
 
 
+def escalation_timing(
+    per_number_timeout: float | timedelta, poll_interval: float | timedelta, dedup_window: float | timedelta
+) -> tuple[float, float, float]:
+    """An escalation's timing (the notifier's and the escalation task's, one meaning), checked when the DAG is built."""
+    return (
+        seconds(per_number_timeout, "per_number_timeout", maximum=MAX_PER_NUMBER_WAIT),
+        seconds(poll_interval, "poll_interval", maximum=MAX_PER_NUMBER_WAIT),
+        seconds(dedup_window, "dedup_window", maximum=MAX_DEDUP_WINDOW),
+    )
+
+
 def _attempts(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
         raise RingCentralConfigError(

@@ -3,12 +3,13 @@ How a wait for a call's result ends, written once for RingOutOperator (``wait_fo
 (poke, reschedule, deferrable) and RingOutCallResultTrigger.
 
 - :func:`placed_ringout`: the ``ringout`` dict a task is given (a dict, or its JSON as a template renders it).
-- :func:`judge`: one look-up's answer (``get_call_result``): the result dict, None (not there yet), or the
-  ambiguous error (two records could be the call: never guessed).
-- :func:`wait_for_result`: the blocking wait, bounded, ending in the result or :class:`CallResultTimeoutError`.
+- :func:`look_up`: one look-up (``get_call_result``): the result dict, None (not there yet), or the ambiguous
+  error (two records could be the call: never guessed).
+- :func:`wait_for_result`: the blocking wait, bounded, ending in the result or :class:`RingOutCallResultTimeoutError`.
 - :class:`CallResultEvent`: the trigger's one event, the only code that knows its JSON; :meth:`CallResultEvent.outcome`
   ends the resumed task's wait as the blocking wait ends.
-- :func:`not_found_message`, :func:`ambiguous_message`: the words of the two errors, saying why.
+- :func:`not_found_message`: the words of the timeout, saying why a record may not come (the ambiguous error's
+  words are the hook's).
 
 The deferral itself is ``triggers.call_result.defer_result_wait`` (the trigger imports this module).
 """
@@ -23,14 +24,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.call_result import MatchOutcome, PlacedRingOut
+from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
-    CallResultAmbiguousError,
-    CallResultError,
-    CallResultTimeoutError,
+    RingOutCallResultAmbiguousError,
+    RingOutCallResultError,
+    RingOutCallResultTimeoutError,
     RingCentralConfigError,
 )
-from airflow_provider_ringout.phone import mask_phone_number
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
@@ -85,33 +85,15 @@ def not_found_message(ringout_id: str, within: str) -> str:
     )
 
 
-def ambiguous_message(ringout: PlacedRingOut) -> str:
-    """The ambiguous error's words: two calls between the same numbers fell in the window; nothing is guessed."""
-    return (
-        f"The result of RingOut {ringout.id} is ambiguous: two or more call-log records between "
-        f"{mask_phone_number(ringout.from_number)} and {mask_phone_number(ringout.to_number)} started near "
-        f"{ringout.placed_at.isoformat()} (the same two numbers twice within the matching window), and no id links a "
-        "RingOut to its record, so none is guessed. Space calls between the same two numbers by a few minutes."
-    )
-
-
-def judge(answer: Any, ringout: PlacedRingOut) -> dict[str, Any] | None:
-    """
-    One look-up's answer, as a task reads it: the result dict, or None while the record is not there.
-
-    :raises CallResultAmbiguousError: the answer is "ambiguous".
-    """
-    if answer == MatchOutcome.AMBIGUOUS:
-        raise CallResultAmbiguousError(ambiguous_message(ringout), ringout_id=ringout.id)
-    return dict(answer) if isinstance(answer, Mapping) else None
-
-
 def look_up(hook: RingCentralHook, ringout: PlacedRingOut) -> dict[str, Any] | None:
-    """One :meth:`RingCentralHook.get_call_result` look-up, judged."""
-    answer = hook.get_call_result(
+    """
+    One :meth:`RingCentralHook.get_call_result` look-up: the result dict, or None while the record is not there.
+
+    :raises RingOutCallResultAmbiguousError: two records could be the call (never guessed).
+    """
+    return hook.get_call_result(
         ringout.id, from_number=ringout.from_number, to_number=ringout.to_number, placed_at=ringout.placed_at
     )
-    return judge(answer, ringout)
 
 
 def wait_for_result(
@@ -120,14 +102,14 @@ def wait_for_result(
     """
     Look the call's record up until it appears (its result dict), or ``timeout`` seconds pass.
 
-    :raises CallResultTimeoutError: no record within ``timeout`` (the message says why it may not come).
-    :raises CallResultAmbiguousError: two records could be the call.
+    :raises RingOutCallResultTimeoutError: no record within ``timeout`` (the message says why it may not come).
+    :raises RingOutCallResultAmbiguousError: two records could be the call.
     """
     deadline = time.monotonic() + timeout
     while (result := look_up(hook, ringout)) is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise CallResultTimeoutError(not_found_message(ringout.id, f"{timeout:g} s"), ringout_id=ringout.id)
+            raise RingOutCallResultTimeoutError(not_found_message(ringout.id, f"{timeout:g} s"), ringout_id=ringout.id)
         time.sleep(min(poll_interval, remaining))
     hook.log.info("RingOut %s result: %s (%s s).", ringout.id, result.get("result"), result.get("duration"))
     return result
@@ -155,6 +137,7 @@ class CallResultEvent:
     result: dict[str, Any] | None = None
     message: str = ""
     carry: dict[str, Any] | None = None
+    candidates: int = 0  # ambiguous: how many records could be the call
 
     def payload(self) -> dict[str, Any]:
         """The JSON the trigger fires."""
@@ -164,6 +147,7 @@ class CallResultEvent:
             "result": self.result,
             "message": self.message,
             "carry": self.carry,
+            "candidates": self.candidates,
         }
 
     @classmethod
@@ -171,10 +155,10 @@ class CallResultEvent:
         """
         Read the event a task resumes with; a ``status`` this release does not know reads as an error.
 
-        :raises CallResultError: the event is not a result trigger's event.
+        :raises RingOutCallResultError: the event is not a result trigger's event.
         """
         if not isinstance(event, Mapping) or not isinstance(event.get("ringout"), Mapping):
-            raise CallResultError(f"The task resumed with an event that is not a call-result event: {event!r}.")
+            raise RingOutCallResultError(f"The task resumed with an event that is not a call-result event: {event!r}.")
         ringout = placed_ringout(event["ringout"], "the event's ringout")
         message = str(event.get("message") or "")
         try:
@@ -185,24 +169,27 @@ class CallResultEvent:
         if kind is ResultEventKind.FOUND and result is None:
             kind, message = ResultEventKind.ERROR, "a found event without a result"
         carry = event.get("carry") if isinstance(event.get("carry"), Mapping) else None
-        return cls(kind, ringout, dict(result) if result is not None else None, message, dict(carry) if carry else None)
+        candidates = event.get("candidates") if isinstance(event.get("candidates"), int) else 0
+        return cls(
+            kind, ringout, dict(result) if result is not None else None, message, dict(carry) if carry else None, candidates
+        )
 
     def outcome(self, within: str) -> dict[str, Any]:
         """
         End the resumed wait as the blocking one ends: the result dict, or the error.
 
         :param within: how long the wait was, in words, for the timeout's message.
-        :raises CallResultTimeoutError: no record in time.
-        :raises CallResultAmbiguousError: two records could be the call.
-        :raises CallResultError: the trigger's look-ups failed.
+        :raises RingOutCallResultTimeoutError: no record in time.
+        :raises RingOutCallResultAmbiguousError: two records could be the call.
+        :raises RingOutCallResultError: the trigger's look-ups failed.
         """
         ringout_id = self.ringout.id
         if self.kind is ResultEventKind.FOUND and self.result is not None:
             return self.result
         if self.kind is ResultEventKind.AMBIGUOUS:
-            raise CallResultAmbiguousError(ambiguous_message(self.ringout), ringout_id=ringout_id)
+            raise RingOutCallResultAmbiguousError(self.message, ringout_id=ringout_id, candidates=self.candidates)
         if self.kind is ResultEventKind.TIMEOUT:
-            raise CallResultTimeoutError(not_found_message(ringout_id, within), ringout_id=ringout_id)
-        raise CallResultError(
+            raise RingOutCallResultTimeoutError(not_found_message(ringout_id, within), ringout_id=ringout_id)
+        raise RingOutCallResultError(
             f"Reading the result of RingOut {ringout_id} failed: {self.message}", ringout_id=ringout_id
         )

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-# Before: RingCentral's clock and the worker's may disagree a little; after: the first leg starts ringing
-# within seconds of the POST. Wider windows make two calls to the same numbers ambiguous more often.
-DEFAULT_WINDOW_BEFORE = timedelta(seconds=30)
-DEFAULT_WINDOW_AFTER = timedelta(seconds=90)
+# placed_at is taken when the POST returned; the record starts when RingCentral took the POST: a little before,
+# give or take the clocks' disagreement. A wider window would take another call between the same two numbers (an
+# earlier one, or a later short one whose record is written first) for this one while this one's is not written.
+DEFAULT_WINDOW_BEFORE = timedelta(seconds=10)
+DEFAULT_WINDOW_AFTER = timedelta(seconds=10)
 
 RINGOUT_LEG_TYPES = frozenset(
     {
@@ -173,6 +174,28 @@ def call_result(record: Mapping[str, Any]) -> dict[str, Any]:
         "telephony_session_id": record.get("telephonySessionId"),
         "answered_by": answered_by(record).value,
     }
+
+
+_KEPT = ("id", "startTime", "direction", "type", "action", "result", "reason", "duration", "finished")
+_KEPT_MORE = ("telephonySessionId", "lastModifiedTime")
+_KEPT_LEG = ("legType", "result", "reason", "duration")
+
+
+def essential(record: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The part of a call-log record that :func:`match_call` and :func:`call_result` read (what a shared store
+    keeps: about a third of a Detailed record).
+    """
+
+    def numbers(part: Mapping[str, Any]) -> dict[str, Any]:
+        sides = {"from": part.get("from"), "to": part.get("to")}
+        return {side: {"phoneNumber": s.get("phoneNumber")} for side, s in sides.items() if isinstance(s, Mapping)}
+
+    kept: dict[str, Any] = {key: record[key] for key in (*_KEPT, *_KEPT_MORE) if key in record}
+    legs = [leg for leg in record.get("legs") or () if isinstance(leg, Mapping)]
+    if legs:
+        kept["legs"] = [{**{k: leg[k] for k in _KEPT_LEG if k in leg}, **numbers(leg)} for leg in legs]
+    return kept | numbers(record)
 
 
 def answered_by(record: Mapping[str, Any]) -> AnsweredBy:

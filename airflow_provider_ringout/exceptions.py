@@ -107,11 +107,22 @@ class RingOutTimeoutError(RingOutError):
         super().__init__(message)
 
 
-class CallResultError(RingOutError, AirflowFailException):
+class RingCentralPermissionError(RingCentralAPIError):
+    """
+    The app lacks a permission the request needs (403 ``CMN-401`` / ``InsufficientPermissions``); ``permission``
+    names it. Raised by :meth:`RingCentralHook.get_call_result` when the app lacks ``ReadCallLog``.
+    """
+
+    def __init__(self, message: str, *, permission: str, **where: object) -> None:
+        self.permission = permission
+        super().__init__(message, **where)  # type: ignore[arg-type]
+
+
+class RingOutCallResultError(RingOutError, AirflowFailException):
     """
     A call's result could not be read from RingCentral's call log (the call itself was placed).
 
-    It is an ``AirflowFailException``: a retry of the operator would not read it better, and must never dial again.
+    It is an ``AirflowFailException``: a retry would not read it better, and must never place the call again.
     """
 
     def __init__(self, message: str, *, ringout_id: str | None = None):
@@ -119,9 +130,17 @@ class CallResultError(RingOutError, AirflowFailException):
         super().__init__(message)
 
 
-class CallResultTimeoutError(CallResultError):
+class RingOutCallResultTimeoutError(RingOutCallResultError):
     """The call's record did not appear in the call log within the wait (``result_timeout``)."""
 
 
-class CallResultAmbiguousError(CallResultError):
-    """Two or more call-log records could be the call (the same two numbers twice in the window): never guessed."""
+class RingOutCallResultAmbiguousError(RingOutCallResultError):
+    """
+    Two or more call-log records could be the RingOut's (the same two numbers twice within the matching window):
+    the provider never guesses which. Waiting longer cannot resolve it, so it is not retried; read the call log by
+    hand (``RingCentralHook.request(Endpoint.CALL_LOG, ...)``).
+    """
+
+    def __init__(self, message: str, *, ringout_id: str, candidates: int) -> None:
+        self.candidates = candidates
+        super().__init__(message, ringout_id=ringout_id)

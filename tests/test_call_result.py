@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from airflow_provider_ringout.call_result import (
     AnsweredBy,
@@ -18,13 +17,11 @@ from airflow_provider_ringout.call_result import (
     match_call,
 )
 from airflow_provider_ringout.testing import (
-    TEST_CLIENT_ID,
-    TEST_CLIENT_SECRET,
-    TEST_JWT,
     CallScript,
     Outcome,
     RingCentralEmulator,
 )
+from tests.emulator_api import api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,22 +44,14 @@ class Phone:
 
     def __init__(self, emulator: RingCentralEmulator) -> None:
         self.emulator = emulator
-        token = requests.post(
-            f"{emulator.url}/restapi/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": TEST_JWT},
-            auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-            timeout=TIMEOUT,
-        ).json()["access_token"]
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session = api(emulator)
 
     def place(self, to: str = TO, frm: str = FROM) -> PlacedRingOut:
-        """POST a RingOut, remembering when it was placed (just before the POST, as a task would)."""
-        placed_at = datetime.now(UTC)
+        """POST a RingOut, remembering when it was placed (when the POST returned, as the hook's docs ask)."""
         body = {"from": {"phoneNumber": frm}, "to": {"phoneNumber": to}}
         response = self.session.post(f"{self.emulator.url}{BASE}/ring-out", json=body, timeout=TIMEOUT)
         assert response.status_code == 200, response.text
-        return PlacedRingOut(str(response.json()["id"]), frm, to, placed_at)
+        return PlacedRingOut(str(response.json()["id"]), frm, to, datetime.now(UTC))
 
     def records(self, view: str = "Detailed") -> list[dict[str, Any]]:
         """The call log as GET .../call-log serves it."""
@@ -153,6 +142,19 @@ def test_a_record_outside_the_window_is_not_the_call(phone: Phone) -> None:
     assert match_call(records, earlier).outcome is MatchOutcome.NOT_FOUND
     narrow = match_call(records, later, window_before=timedelta(hours=2))
     assert narrow.outcome is MatchOutcome.FOUND
+
+
+def test_another_call_between_the_same_numbers_is_not_taken_for_this_one(phone: Phone) -> None:
+    """
+    Only one record is written so far: that of a call between the same two numbers placed 20 s before this one
+    (or after it: a short later call logged first). It is not this call's record: not there yet, never a guess.
+    """
+    logged = phone.place()
+    records = phone.records()
+    assert match_call(records, logged).outcome is MatchOutcome.FOUND
+    for offset in (timedelta(seconds=20), -timedelta(seconds=20)):
+        this_call = PlacedRingOut("1234", FROM, TO, logged.placed_at + offset)
+        assert match_call(records, this_call).outcome is MatchOutcome.NOT_FOUND, offset
 
 
 def test_the_numbers_must_both_match(phone: Phone) -> None:

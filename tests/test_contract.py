@@ -18,6 +18,7 @@ from airflow_provider_ringout.exceptions import RingCentralAPIError
 from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
+from tests.emulator_api import api
 
 pytestmark = pytest.mark.contract
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "ringcentral" / "openapi-ringout.yaml"
@@ -177,21 +178,6 @@ OUTCOMES_BY_CALLEE = {
 NEVER_ANSWERS, VOICEMAIL_FROM = "+14155550186", "+14155550187"
 
 
-def bearer_session(emulator: RingCentralEmulator) -> requests.Session:
-    """A requests session with a token from the emulator's JWT grant."""
-    from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT
-
-    token = requests.post(
-        f"{emulator.url}/restapi/oauth/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": TEST_JWT},
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=5,
-    ).json()["access_token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
-
-
 def log_every_ending(emulator: RingCentralEmulator, session: requests.Session) -> None:
     """Calls that end every way the emulator logs: connected, busy, no answer, declined, voicemail (either leg),
     cancelled, and the same numbers twice."""
@@ -221,7 +207,7 @@ def test_call_log_records_and_answers_follow_the_spec(
     from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
     emulator = ringcentral_emulator_factory(call_log_delay=0)
-    session = bearer_session(emulator)
+    session = api(emulator)
     log_every_ending(emulator, session)
     url = f"{emulator.url}{CALL_LOG}"
     responses = [
@@ -235,7 +221,7 @@ def test_call_log_records_and_answers_follow_the_spec(
     token = full.json()["syncInfo"]["syncToken"]
     responses += [full, session.get(f"{url}-sync", params={"syncType": "ISync", "syncToken": token}, timeout=5)]
     denied = ringcentral_emulator_factory(scope="ReadAccounts RingOut")
-    responses.append(bearer_session(denied).get(f"{denied.url}{CALL_LOG}", timeout=5))
+    responses.append(api(denied).get(f"{denied.url}{CALL_LOG}", timeout=5))
 
     specs: dict[str, Any] = {}  # one loaded spec per emulator: parsing the excerpt is the slow part
     for response in responses:

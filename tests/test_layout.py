@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "": 0,  # the package's __init__ (get_provider_info, connection field names)
     "_process": 0,
     "_wait_end": 0,
-    "call_result": 0,
+    "call_result": 0,  # the pure call-log matcher
     "exceptions": 0,
     "phone": 0,
     "request": 0,
@@ -258,9 +258,6 @@ NOT_RESET = {
     f"{PACKAGE}._process._registry",
     # one HTTP client per running event loop, dropped when its loop dies; emptying it would leak open clients
     f"{PACKAGE}.hooks._http._clients",
-    # a warning said once per process; hooks/_connection.py belongs to the endpoint-table branch of issue 24, which
-    # may change only its import lines here: register it there (a set through process_cache), then drop this line
-    f"{PACKAGE}.hooks._connection._legacy_jwt_warned",
 }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_ringout import JWT_FIELD, PRODUCTION_SERVER_URL
+from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout.exceptions import RingCentralConfigError
 from airflow_provider_ringout.phone import validate_e164
 
@@ -146,16 +147,15 @@ def _read_jwt(extra: Mapping[str, Any], conn_id: str) -> tuple[str, str]:
     return str(legacy).strip(), LEGACY_JWT_FIELD
 
 
-_legacy_jwt_warned = False
+_legacy_jwt_warned: set[str] = process_cache(__name__, "_legacy_jwt_warned", set())  # said once per process
 _legacy_jwt_lock = threading.Lock()
 
 
 def _warn_legacy_jwt_key(conn_id: str) -> None:
-    global _legacy_jwt_warned
     with _legacy_jwt_lock:
         if _legacy_jwt_warned:
             return
-        _legacy_jwt_warned = True
+        _legacy_jwt_warned.add(conn_id)
     log.warning(
         "Connection %r keeps the JWT under the extra key '%s', which Airflow does not hide: everyone who may read "
         "connections sees it in the REST API and the UI. Move it to the key '%s' (paste the JWT into the "

@@ -23,7 +23,14 @@ from airflow_provider_ringout import __version__
 from airflow_provider_ringout.hooks._connection import RingCentralCredentials, _mask, _mask_in_process, parse_connection
 from airflow_provider_ringout.hooks._http import arequest_limited, client_for_running_loop, guard_response
 from airflow_provider_ringout.hooks._oauth import TOKEN_ERROR_CODES, TokenExchange
-from airflow_provider_ringout.hooks._transport import RATE_LIMIT_BUDGET, Attempts, asend, bounded_timeout, send
+from airflow_provider_ringout.hooks._transport import (
+    RATE_LIMIT_BUDGET,
+    Attempts,
+    LowPriority,
+    asend,
+    bounded_timeout,
+    send,
+)
 from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.state.files import StateDir, default_cache_dir
 
@@ -182,16 +189,28 @@ class HookCore(BaseHook):
         *,
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
+        low_priority: bool = False,
     ) -> requests.Response | None:
         """
         One authorised, paced API request; renews the token once on a 401 token error.
 
+        :param low_priority: send only if a slot of the endpoint's group is free now and no other request waits
+            for one (:class:`._transport.LowPriority`); else raise ``RingCentralRateLimitError`` unsent. A 429 is
+            final, and a 5xx is resent once at most.
         :return: the final answer (None: a 404 the endpoint reads as "gone"). Every error answer is raised as a
             specific exception.
         """
-        attempts = self._attempts(endpoint, path)
+        attempts, pacer = self._pacing(endpoint, path, low_priority)
         send_once = functools.partial(self._authorised, attempts, json_body, params)
-        return send(attempts, self._pacer, send_once, functools.partial(self._token_for, attempts))
+        return send(attempts, pacer, send_once, functools.partial(self._token_for, attempts))
+
+    def _pacing(self, endpoint: Endpoint, path: str, low_priority: bool) -> tuple[Attempts, Any]:
+        """The decisions and the pacer of one request (a low-priority one never waits and never queues)."""
+        if low_priority:
+            return self._attempts(endpoint, path, wait=False, attempts=min(2, self.max_attempts)), LowPriority(
+                self._pacer
+            )
+        return self._attempts(endpoint, path), self._pacer
 
     def _authorised(self, attempts: Attempts, json_body: Any, params: Mapping[str, Any] | None) -> requests.Response:
         """Send once with the shared access token (never the one RingCentral refused)."""
@@ -224,13 +243,14 @@ class HookCore(BaseHook):
         *,
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
+        low_priority: bool = False,
     ) -> httpx.Response | None:
         """Async :meth:`_api`: the same decisions, httpx for I/O, the event loop never blocked on a lock."""
         creds = await self._acredentials()
         client = await self._async_client()
-        attempts = self._attempts(endpoint, path)
+        attempts, pacer = self._pacing(endpoint, path, low_priority)
         send_once = functools.partial(self._aauthorised, attempts, client, creds, json_body, params)
-        return await asend(attempts, self._pacer, send_once, functools.partial(self._atoken_for, attempts))
+        return await asend(attempts, pacer, send_once, functools.partial(self._atoken_for, attempts))
 
     async def _aauthorised(
         self,

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ringout.call_result import DEFAULT_WINDOW_BEFORE, MatchOutcome, PlacedRingOut, match_call
 from airflow_provider_ringout.exceptions import RingCentralAPIError
 from airflow_provider_ringout.hooks._core import HookCore
 from airflow_provider_ringout.hooks._ringout import RINGOUT_PATH, ringout_path, ringout_request, status_body
@@ -282,29 +280,3 @@ class RingOutCalls(HookCore):
         """
         accepted = await self.acancel_ringout(ringout_id)
         return self._judge_cancel(ringout_id, accepted, await self.aget_status(ringout_id) if accepted else None)
-
-    # --- the call's result (call log) ---------------------------------------------------------------
-    # STAND-IN: one paced call-log read per look-up, so the tasks can be built and tested now. The shared
-    # call-log-sync reader (one Heavy request per interval for all waiting look-ups of a host or cluster)
-    # replaces these two methods; their signature and answers stay.
-
-    def get_call_result(
-        self, ringout_id: str, *, from_number: str, to_number: str, placed_at: datetime
-    ) -> dict[str, Any] | MatchOutcome | None:
-        """The call's result dict, ``MatchOutcome.AMBIGUOUS`` ("ambiguous"), or None while its record is not there."""
-        ringout = PlacedRingOut(str(ringout_id), from_number, to_number, placed_at)
-        body = self.request(Endpoint.CALL_LOG, params=self._call_log_query(ringout))  # type: ignore[attr-defined]
-        return match_call((body or {}).get("records") or (), ringout).answer()
-
-    async def aget_call_result(
-        self, ringout_id: str, *, from_number: str, to_number: str, placed_at: datetime
-    ) -> dict[str, Any] | MatchOutcome | None:
-        """Async :meth:`get_call_result`."""
-        ringout = PlacedRingOut(str(ringout_id), from_number, to_number, placed_at)
-        body = await self.arequest(Endpoint.CALL_LOG, params=self._call_log_query(ringout))  # type: ignore[attr-defined]
-        return match_call((body or {}).get("records") or (), ringout).answer()
-
-    @staticmethod
-    def _call_log_query(ringout: PlacedRingOut) -> dict[str, Any]:
-        date_from = (ringout.placed_at - DEFAULT_WINDOW_BEFORE).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        return {"view": "Detailed", "dateFrom": date_from, "perPage": 1000}

@@ -27,6 +27,7 @@ from airflow_provider_ringout._wait_end import within_wait as within_wait  # re-
 from airflow_provider_ringout.exceptions import (
     RingCentralAPIError,
     RingCentralAuthError,
+    RingCentralPermissionError,
     RingCentralRateLimitError,
     RingCentralWaitEndedError,
     RingOutUnconfirmedError,
@@ -34,7 +35,7 @@ from airflow_provider_ringout.exceptions import (
 from airflow_provider_ringout.hooks._http import RedirectRefused, ResponseTooLarge, loads_json
 from airflow_provider_ringout.hooks.endpoints import Forbidden, NotFound
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
-from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT, capped_wait
+from airflow_provider_ringout.state.pacer import MAX_RATE_LIMIT_WAIT, RESERVE_RECHECK, capped_wait
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -186,7 +187,7 @@ def retry_policy(endpoint: Endpoint, attempts: int, backoff_factor: float) -> Re
 _A = TypeVar("_A", bound=Answer)
 
 # A waiting sender asks the shared pacer again at least this often: another host may have lifted or moved the block.
-PACER_RECHECK = 10.0
+PACER_RECHECK = RESERVE_RECHECK
 
 
 class Attempts:
@@ -436,6 +437,7 @@ class Attempts:
         permission = self.endpoint.permission if self.endpoint.rules.forbidden is Forbidden.PERMISSION else None
         if status == 403 and permission and any(c.lower() in ("cmn-401", "insufficientpermissions") for c in codes):
             message += f"; add the '{permission}' permission to the app in the RingCentral developer console"
+            raise RingCentralPermissionError(message, permission=permission, status_code=status, **where)
         raise cls(message, status_code=status, **where)  # type: ignore[arg-type]
 
 
@@ -475,6 +477,30 @@ class Pacer(Protocol):
     def reserve_nowait(self, group: str) -> float | None: ...
     def needs_lock(self, group: str, headers: Mapping[str, str], status: int) -> bool: ...
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None: ...
+
+
+class LowPriority:
+    """
+    The pacer as a low-priority request sees it (the call-log reader): a slot only when one is free now and no
+    other sender waits for one (``reserve_idle``), so it never takes a slot from a waiting POST or DELETE. Use it
+    with ``Attempts(wait=False)``: a slot not free now ends the request with ``RingCentralRateLimitError``, unsent.
+    """
+
+    def __init__(self, pacer: Any) -> None:
+        self.pacer = pacer
+
+    def reserve(self, group: str) -> float:
+        return float(self.pacer.reserve_idle(group))
+
+    def reserve_nowait(self, group: str) -> float | None:
+        fast = self.pacer.reserve_nowait(group)
+        return fast if fast == 0 else None  # an unlimited group has no waiters to protect
+
+    def needs_lock(self, group: str, headers: Mapping[str, str], status: int) -> bool:
+        return bool(self.pacer.needs_lock(group, headers, status))
+
+    def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None:
+        self.pacer.observe(group, headers, penalty=penalty)
 
 
 def send(

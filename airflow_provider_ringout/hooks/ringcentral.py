@@ -4,6 +4,7 @@ RingCentralHook: everything that talks to RingCentral, for one ``ringcentral`` c
 This module holds the hook's public face: its connection form and Test button, ``request``/``arequest`` (any
 endpoint of the table, paced) and ``get_conn`` (an unpaced session). The jobs behind it live beside it:
 :mod:`.endpoints` (each endpoint's rules, declared once), :mod:`._ringout_calls` (the RingOut methods),
+:mod:`._call_results` (``get_call_result``: what happened on a call, from the call log shared by one reader),
 :mod:`._core` (credentials, shared token and pacer, one paced request sync and async), :mod:`._connection`
 (credentials, URL rules, parsing), :mod:`._oauth` (the JWT grant, bearer auth), :mod:`._transport` (the retry core,
 error mapping), :mod:`._http` (body limits, redirects, per-loop clients) and :mod:`..state` (the token and rate budget
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ringout import JWT_FIELD
 from airflow_provider_ringout.exceptions import RingCentralAPIError, RingCentralConfigError
+from airflow_provider_ringout.hooks._call_results import CallResults
 from airflow_provider_ringout.hooks._connection import (
     LEGACY_JWT_FIELD,
     RingCentralCredentials,
@@ -38,7 +40,7 @@ from airflow_provider_ringout.hooks._transport import decode_json, is_connect_fa
 from airflow_provider_ringout.hooks.endpoints import Endpoint, RateGroup
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     import requests
 
@@ -59,9 +61,10 @@ __all__ = [
 ]
 
 
-class RingCentralHook(RingOutCalls):
+class RingCentralHook(RingOutCalls, CallResults):
     """
-    Talks to RingCentral for one ``ringcentral`` connection: token, pacing, retries, errors, RingOut calls.
+    Talks to RingCentral for one ``ringcentral`` connection: token, pacing, retries, errors, RingOut calls and
+    their results (``get_call_result``).
 
     :param ringcentral_conn_id: the Airflow connection to use.
     :param max_attempts: how many times a request may be sent in all when RingCentral answers 5xx, or the
@@ -223,5 +226,18 @@ class RingCentralHook(RingOutCalls):
 
         return True, (
             f"Connected to {creds.server_url} as extension {token.owner_id or 'unknown'}; "
-            f"the app has the RingOut permission. {describe_shared_state(self._tokens)}"
+            f"the app has the RingOut permission. {self._describe_call_log_permission(token.scopes)} "
+            f"{describe_shared_state(self._tokens)}"
+        )
+
+    @staticmethod
+    def _describe_call_log_permission(scopes: Iterable[str]) -> str:
+        """What the Test button says about ``ReadCallLog`` (RingOut works without it; call results do not)."""
+        permission = Endpoint.CALL_LOG_SYNC.permission or "ReadCallLog"
+        if permission.lower() in {s.lower() for s in scopes}:
+            return f"It has {permission} too: call results (get_call_result, wait_for_result) can be read."
+        return (
+            f"It lacks {permission}: calls work, but their results (get_call_result, wait_for_result, "
+            f"RingOutCallResultSensor) cannot be read; add '{permission}' in the RingCentral developer console "
+            "to read them."
         )

@@ -20,13 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
+from airflow_provider_ringout._params import escalation_timing
 from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout._task_mixin import (
-    MAX_DEDUP_WINDOW,
-    MAX_PER_NUMBER_WAIT,
     RingCentralTaskMixin,
     check_hook_params,
-    seconds,
 )
 from airflow_provider_ringout.escalation import CallOutcome, Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import RingCentralConfigError
@@ -134,9 +132,9 @@ class RingOutNotifier(RingCentralTaskMixin, BaseNotifier):
         self.connect_to = connect_to
         self.dedup_key = dedup_key
         # Static settings are checked now, so a mistake is a DAG import error rather than a silent failed alert.
-        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=MAX_PER_NUMBER_WAIT)
-        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=MAX_PER_NUMBER_WAIT)
-        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=MAX_DEDUP_WINDOW)
+        self.per_number_timeout, self.poll_interval, self.dedup_window = escalation_timing(
+            per_number_timeout, poll_interval, dedup_window
+        )
         if connect_to not in (None, ""):
             if from_number not in (None, ""):
                 raise RingCentralConfigError(

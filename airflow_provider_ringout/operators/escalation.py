@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator, conf
 
+from airflow_provider_ringout._params import escalation_timing
 from airflow_provider_ringout._task_mixin import (
-    MAX_DEDUP_WINDOW,
-    MAX_PER_NUMBER_WAIT,
     RingCentralTaskMixin,
     check_hook_params,
-    seconds,
 )
 from airflow_provider_ringout.escalation import Escalation, Progress, unique_numbers
 from airflow_provider_ringout.exceptions import (
@@ -118,9 +116,9 @@ class RingOutEscalationOperator(RingCentralTaskMixin, BaseOperator):
         self.to_numbers = to_numbers
         self.connect_to = connect_to
         self.caller_id = caller_id
-        self.per_number_timeout = seconds(per_number_timeout, "per_number_timeout", maximum=MAX_PER_NUMBER_WAIT)
-        self.poll_interval = seconds(poll_interval, "poll_interval", maximum=MAX_PER_NUMBER_WAIT)
-        self.dedup_window = seconds(dedup_window, "dedup_window", maximum=MAX_DEDUP_WINDOW)
+        self.per_number_timeout, self.poll_interval, self.dedup_window = escalation_timing(
+            per_number_timeout, poll_interval, dedup_window
+        )
         if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
             raise RingCentralConfigError(f"rounds must be a whole number from 1 to {MAX_ROUNDS}; got {rounds!r}.")
         self.rounds = rounds

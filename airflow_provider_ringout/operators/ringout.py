@@ -20,7 +20,7 @@ from airflow_provider_ringout._task_mixin import MAP_INDEX_TEMPLATE, RingCentral
 from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
 from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
-    CallResultError,
+    RingOutCallResultError,
     RingOutFailedError,
     RingOutOutcomeUnknownError,
     RingOutTimeoutError,
@@ -91,7 +91,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     :param wait_for_result: after the call connected (or failed), wait until it is over and its call-log record
         appears, and push the result dict as XCom ``call_result`` (the return value stays the RingOut id). A record
         that does not appear within ``result_timeout``, or two records that could be the call, fail the task
-        (:class:`CallResultError`, never retried: the call was placed). Needs the ``ReadCallLog`` permission.
+        (:class:`RingOutCallResultError`, never retried: the call was placed). Needs the ``ReadCallLog`` permission.
     :param result_timeout: how long to wait for the record (seconds or timedelta; at most ``MAX_RESULT_WAIT``).
     :param result_poll_interval: seconds between two look-ups of the record (call-log reads are Heavy requests).
     :param wait_timeout: how long to wait for the call to connect (seconds or timedelta).
@@ -163,6 +163,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
         self._placed: PlacedRingOut | None = None
+        self._result_pushed = False  # this try pushed XCom call_result
         self._parsed_fields = fields_of(self)
         self._request = request_at_parse(self._parsed_fields)
 
@@ -227,7 +228,6 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         request = self.ringout_request()
         body = self.hook.build_ringout_request(request=request)  # the numbers as sent (from: maybe the default)
         from_number, to_number = body["from"]["phoneNumber"], body["to"]["phoneNumber"]
-        placed_at = datetime.now(UTC)  # just before the POST: the call-log match window is around it
         try:
             body = self.hook.place_ringout(request=request)
         except RingOutUnconfirmedError as exc:
@@ -239,6 +239,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
                 method=exc.method,
                 path=exc.path,
             ) from exc
+        placed_at = datetime.now(UTC)  # when the POST returned (it may have waited for the pacer): the match window
         ringout_id = body["id"]
         self._watch = RingOutWatch(ringout_id)
         context["ti"].xcom_push(key="ringout_id", value=ringout_id)
@@ -306,7 +307,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         return ringout_id
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
-        return str(external_id)
+        """The RingOut id; a retry that finds its call already connected waits for the call's result here."""
+        ringout_id = str(external_id)
+        if self.wait_for_result and not self._result_pushed:
+            self._await_result(context, RingOutState.CONNECTED, RingOutWatch(ringout_id))
+        return ringout_id
 
     # --- outcomes ------------------------------------------------------------------------------------
 
@@ -332,11 +337,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         in :meth:`execute_result_complete`, which ends the call's wait as ``state`` says: a failed call fails).
 
         :param state: how the call's own wait ended (connected, failed), or None when it was not waited on.
-        :raises CallResultError: no record in time, two records could be the call, or the look-ups failed.
+        :raises RingOutCallResultError: no record in time, two records could be the call, or the look-ups failed.
         """
         placed = self._placed_call(context, watch.ringout_id)
         if placed is None:
-            raise CallResultError(
+            raise RingOutCallResultError(
                 f"The result of RingOut {watch.ringout_id} cannot be looked up: when it was placed is not known "
                 "(neither this try, its XCom 'ringout' nor the task's state store says).",
                 ringout_id=watch.ringout_id,
@@ -357,13 +362,14 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
             result = wait_for_result(
                 self.hook, placed, timeout=self.result_timeout, poll_interval=self.result_poll_interval
             )
-        except CallResultError:
+        except RingOutCallResultError:
             raise
         except Exception as exc:  # a look-up failing for good: never retried, a retry must not dial again
-            raise CallResultError(
+            raise RingOutCallResultError(
                 f"Reading the result of RingOut {placed.id} failed: {exc}", ringout_id=placed.id
             ) from exc
         context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
+        self._result_pushed = True
 
     def _placed_call(self, context: Context, ringout_id: str) -> PlacedRingOut | None:
         """
@@ -386,11 +392,12 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
 
         :param event: the result trigger's event.
         :return: the RingOut id.
-        :raises CallResultError: no record in time, two records could be the call, or the look-ups failed.
+        :raises RingOutCallResultError: no record in time, two records could be the call, or the look-ups failed.
         """
         resumed = CallResultEvent.decode(event)
         result = resumed.outcome(f"{self.result_timeout:g} s")
         context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
+        self._result_pushed = True
         self.log.info("RingOut %s result: %s (%s s).", resumed.ringout.id, result.get("result"), result.get("duration"))
         carry = resumed.carry or {}
         if carry.get("call_state") and isinstance(carry.get("watch"), dict):

@@ -45,7 +45,7 @@ class RingOutCallResultSensor(ReschedulePokes, RingCentralTaskMixin, BaseSensorO
     "telephony_session_id", "answered_by": "person" | "voicemail" | "unknown"}``. RingCentral writes a record 15-30 s
     after the call ends, so the wait is at least the call's length plus that. Each look-up is a call-log read
     (Heavy group, permission ``ReadCallLog``). Two records that could be the call (the same two numbers twice
-    near ``placed_at``) fail the task with ``CallResultAmbiguousError``: the result is never guessed. When no
+    near ``placed_at``) fail the task with ``RingOutCallResultAmbiguousError``: the result is never guessed. When no
     record comes within ``timeout``, Airflow's ``AirflowSensorTimeout`` (a skip with ``soft_fail``) says why.
 
     :param ringout: the ``ringout`` dict RingOutOperator pushes (``{"id", "from_number", "to_number",
@@ -85,7 +85,7 @@ class RingOutCallResultSensor(ReschedulePokes, RingCentralTaskMixin, BaseSensorO
 
     def poke(self, context: Context) -> PokeReturnValue:
         ringout = self._placed()
-        result = look_up(self.hook, ringout)  # raises CallResultAmbiguousError: never guessed, never retried
+        result = look_up(self.hook, ringout)  # raises RingOutCallResultAmbiguousError: never guessed, never retried
         if result is not None:
             self.log.info("RingOut %s result: %s (%s s).", ringout.id, result.get("result"), result.get("duration"))
             return PokeReturnValue(is_done=True, xcom_value=result)

@@ -14,7 +14,8 @@ module:
 - :mod:`.redis`: the cluster-wide token and rate budget in Redis, falling back to the host's files.
 - :mod:`.backend`: the token cache and pacer of a credential on the configured backend; the Test button's words.
 - :mod:`.claims`: alert claims (one escalation per incident) as leases, in this process, the host's files or Redis.
-- :mod:`.progress`: an escalation trigger's saved progress in the host's folder (for a restarted triggerer).
+- :mod:`.calllog`: the call-log records shared by every result look-up, and the reader lease (one sync for all).
+- :mod:`.progress`: an escalation trigger's saved progress (for a restarted triggerer), in the host's files or Redis.
 """
 
 from __future__ import annotations

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 # No rate-limit wait (a pacer's, or a 429's Retry-After) is ever longer than this (RingCentral's penalty is 60 s):
 # a bogus Retry-After, a corrupt file or a wall clock stepped back cannot block a group for hours.
 MAX_RATE_LIMIT_WAIT = 300.0
+# A sender the pacer told to wait asks again at least this often (another host may have lifted or moved a block).
+RESERVE_RECHECK = 10.0
+# A refused sender counts as waiting until its next ask plus this margin: no low-priority send takes its slot.
+WAITING_MARGIN = 1.0
+# A low-priority send also waits until the group has been quiet this long: the senders of a burst (K tasks placing
+# calls at once) are not all waiting yet when the first of them looks for its result.
+QUIET = 1.0
 
 
 def _number(value: Any) -> TypeGuard[float]:
@@ -48,9 +55,10 @@ def _clean_entry(entry: Any, now: float, max_tracked: int) -> dict[str, Any]:
         clean["window"] = float(window)
     if entry.get("unlimited") is True:
         clean["unlimited"] = True
-    blocked_until = entry.get("blocked_until")
-    if _number(blocked_until) and now < blocked_until <= now + MAX_RATE_LIMIT_WAIT:
-        clean["blocked_until"] = float(blocked_until)
+    for key in ("blocked_until", "wanted_until"):
+        until = entry.get(key)
+        if _number(until) and now < until <= now + MAX_RATE_LIMIT_WAIT:
+            clean[key] = float(until)
     sent = entry.get("sent")
     if isinstance(sent, list):
         clean["sent"] = [float(t) for t in sent[-max_tracked:] if _number(t) and t <= now]
@@ -143,17 +151,58 @@ class RatePacer:
             data = self._load()
             now = time.time()
             entry = data[group] = self._entry(data, group, now)
-            blocked = self._blocked_for(group, entry, now)
-            if blocked > 0:
-                return blocked
-            limit, window = entry.get("limit"), entry.get("window", 60.0)
-            sent = [t for t in entry.get("sent", []) if t > now - window - self.SLACK * window]
-            if limit and len(sent) >= limit:
-                return min(MAX_RATE_LIMIT_WAIT, sent[len(sent) - limit] + window * (1 + self.SLACK) - now)
-            sent.append(now)
-            entry["sent"] = sent[-(limit or self.MAX_TRACKED) :]
+            wait = self._wait(group, entry, now)
+            if wait > 0:
+                # Said in the shared state, so a low-priority send (reserve_idle) leaves the next slot to this one
+                # (written only when it moves on: many waiters asking together cost one write).
+                wanted = now + min(wait, RESERVE_RECHECK) + WAITING_MARGIN
+                if wanted > entry.get("wanted_until", 0.0) + WAITING_MARGIN / 2:
+                    entry["wanted_until"] = wanted
+                    self._save(data)
+                return wait
+            self._record_send(entry, now)
             self._save(data)
             return 0.0
+
+    def reserve_idle(self, group: str) -> float:
+        """
+        A low-priority send (the call-log reader): record it and return 0 only when a slot of ``group`` is free now,
+        no other sender waits for one and none sent in the last :data:`QUIET` seconds; else return how long until
+        asking again could succeed. It never queues,
+        and never says it waits, so it cannot take a slot a waiting POST or DELETE would have had.
+        """
+        fast = self.reserve_nowait(group)
+        if fast is not None:
+            return fast
+        with self.state.locked(self.name):
+            data = self._load()
+            now = time.time()
+            entry = data[group] = self._entry(data, group, now)
+            sent = entry.get("sent") or [0.0]
+            wait = max(self._wait(group, entry, now), entry.get("wanted_until", 0.0) - now, sent[-1] + QUIET - now)
+            if wait > 0:
+                return wait
+            self._record_send(entry, now)
+            self._save(data)
+            return 0.0
+
+    def _wait(self, group: str, entry: Mapping[str, Any], now: float) -> float:
+        """Seconds until ``group`` has a free slot (0: one is free now): a block, or a full window."""
+        blocked = self._blocked_for(group, entry, now)
+        if blocked > 0:
+            return blocked
+        limit, window = entry.get("limit"), entry.get("window", 60.0)
+        sent = [t for t in entry.get("sent", []) if t > now - window - self.SLACK * window]
+        if limit and len(sent) >= limit:
+            return min(MAX_RATE_LIMIT_WAIT, sent[len(sent) - limit] + window * (1 + self.SLACK) - now)
+        return 0.0
+
+    def _record_send(self, entry: dict[str, Any], now: float) -> None:
+        """Log a send now in the group's window (only the sends that still count are kept)."""
+        limit, window = entry.get("limit"), entry.get("window", 60.0)
+        sent = [t for t in entry.get("sent", []) if t > now - window - self.SLACK * window]
+        sent.append(now)
+        entry["sent"] = sent[-(limit or self.MAX_TRACKED) :]
 
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None:
         """Learn the limit from a response's headers; ``penalty`` (a 429's wait) blocks the group host-wide."""

@@ -38,6 +38,7 @@ from airflow_provider_ringout._process import process_cache
 from airflow_provider_ringout._wait_end import lock_wait
 from airflow_provider_ringout.state.config import REDIS_FIX
 from airflow_provider_ringout.state.files import URGENT_LOCK_WAIT, urgent
+from airflow_provider_ringout.state.pacer import QUIET
 from airflow_provider_ringout.state.tokens import TokenCache
 
 if TYPE_CHECKING:
@@ -142,8 +143,8 @@ class RedisLink:
             _warned.add(self.conn_id)
             log.warning(
                 "[ringcentral] shared_state = redis, but Redis ([ringcentral] redis_conn_id = %r) cannot be used "
-                "(%s); using this host's files instead: logins, the rate budget and alert grouping are shared "
-                "per host only until Redis is back (said once per process); %s.",
+                "(%s); using this host's files instead: logins, the rate budget, alert grouping and escalations' "
+                "saved progress are shared per host only until Redis is back (said once per process); %s.",
                 self.conn_id,
                 reason,
                 REDIS_FIX.format(conn_id=self.conn_id),
@@ -312,11 +313,8 @@ if not stored_limit and redis.call('HGET', meta, 'unlimited') ~= '1' then limit 
 local blocked = tonumber(redis.call('HGET', meta, 'blocked_until') or '0')
 """
 
-# ARGV: caller id, slack (fraction of the window), assumed limit (0: none), max tracked, stale seconds.
-# Returns '0' with the send recorded, or the seconds to wait (the caller keeps its place in the queue).
-_RESERVE = (
-    _COMMON
-    + """
+# Both reserves: drop senders that stopped asking (ARGV[5] seconds stale) and sends older than the window.
+_PRUNE = """
 local me, slack = ARGV[1], tonumber(ARGV[2])
 local span = window * (1 + slack)
 local ttl = math.ceil(span * 1000) + 60000
@@ -325,6 +323,14 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - tonumber(A
   redis.call('ZREM', seen, gone)
 end
 redis.call('ZREMRANGEBYSCORE', sent, '-inf', now - span)
+"""
+
+# ARGV: caller id, slack (fraction of the window), assumed limit (0: none), max tracked, stale seconds.
+# Returns '0' with the send recorded, or the seconds to wait (the caller keeps its place in the queue).
+_RESERVE = (
+    _COMMON
+    + _PRUNE
+    + """
 local function wait(delay)
   redis.call('ZADD', queue, 'NX', now, me)
   redis.call('ZADD', seen, now, me)
@@ -353,6 +359,34 @@ if index < n then
   return wait(tonumber(entry[2]) + span - now)
 end
 return wait(span)
+"""
+)
+
+# A low-priority send (the call-log reader). ARGV: caller id, slack, assumed limit, max tracked, stale seconds,
+# quiet seconds (none sent in the group for that long).
+# '0' with the send recorded only when a slot is free now and nobody is queued for one; else the seconds until
+# asking again could succeed. The caller never joins the queue, so it never takes a queued sender's slot.
+_RESERVE_IDLE = (
+    _COMMON
+    + _PRUNE
+    + """
+if now < blocked then return tostring(blocked - now) end
+if redis.call('ZCARD', queue) > 0 then return '1' end
+if limit > 0 then
+  local quiet = tonumber(ARGV[6])
+  local last = redis.call('ZRANGE', sent, -1, -1, 'WITHSCORES')
+  if last[2] and now - tonumber(last[2]) < quiet then return tostring(tonumber(last[2]) + quiet - now) end
+  local n = redis.call('ZCARD', sent)
+  if n >= limit then
+    local entry = redis.call('ZRANGE', sent, n - limit, n - limit, 'WITHSCORES')
+    return tostring(math.max(tonumber(entry[2]) + span - now, 0.05))
+  end
+end
+redis.call('ZADD', sent, now, me .. '@' .. string.format('%.6f', now))
+if limit <= 0 then redis.call('ZREMRANGEBYRANK', sent, 0, -(tonumber(ARGV[4]) + 1)) end
+redis.call('PEXPIRE', sent, ttl)
+redis.call('PEXPIRE', meta, 86400000)
+return '0'
 """
 )
 
@@ -449,6 +483,32 @@ class RedisRatePacer:
                 return delay
         wait = self._turns.get(group, 0.0) - time.monotonic()
         return wait if wait > 0 else self.files.reserve(group)
+
+    def reserve_idle(self, group: str) -> float:
+        """
+        A low-priority send (see :meth:`RatePacer.reserve_idle`), cluster-wide: 0 with the send recorded only when a
+        slot is free now, no caller is queued for one and none sent for :data:`.pacer.QUIET` s; else seconds until asking again could succeed. While
+        Redis fails, the host's files decide.
+        """
+        if self.link.usable():
+            try:
+                with self.link.guard() as redis:
+                    return float(
+                        redis.eval(
+                            _RESERVE_IDLE,
+                            4,
+                            *self._keys(group),
+                            f"{self._caller}:idle",
+                            self.files.SLACK,
+                            self.ASSUMED_LIMITS.get(group, 0),
+                            self.files.MAX_TRACKED,
+                            WAITER_STALE,
+                            QUIET,
+                        )
+                    )
+            except RedisUnavailable:
+                pass
+        return self.files.reserve_idle(group)
 
     def observe(self, group: str, headers: Mapping[str, str], *, penalty: float | None = None) -> None:
         """Learn the limit from an answer's headers; ``penalty`` (a 429's wait) holds back every host."""

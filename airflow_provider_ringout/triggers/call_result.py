@@ -19,11 +19,10 @@ from airflow_provider_ringout._result_wait import (
     RESULT_POLL_INTERVAL,
     CallResultEvent,
     ResultEventKind,
-    judge,
     placed_ringout,
 )
 from airflow_provider_ringout._wait import deadlines
-from airflow_provider_ringout.exceptions import CallResultAmbiguousError, RingCentralWaitEndedError
+from airflow_provider_ringout.exceptions import RingOutCallResultAmbiguousError, RingCentralWaitEndedError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -92,13 +91,12 @@ class RingOutCallResultTrigger(BaseTrigger):
         try:
             while True:
                 with within_wait(time.monotonic() + self.end_time - time.time()):  # a look-up ends with the wait
-                    answer = await hook.aget_call_result(
+                    result = await hook.aget_call_result(
                         ringout.id,
                         from_number=ringout.from_number,
                         to_number=ringout.to_number,
                         placed_at=ringout.placed_at,
                     )
-                result = judge(answer, ringout)
                 if result is not None:
                     yield self._event(ResultEventKind.FOUND, result)
                     return
@@ -109,8 +107,9 @@ class RingOutCallResultTrigger(BaseTrigger):
                 await asyncio.sleep(min(self.poll_interval, remaining))
         except RingCentralWaitEndedError:  # a look-up (its pacing or retries) would run past the deadline
             yield self._event(ResultEventKind.TIMEOUT)
-        except CallResultAmbiguousError as exc:
-            yield self._event(ResultEventKind.AMBIGUOUS, message=str(exc))
+        except RingOutCallResultAmbiguousError as exc:
+            event = CallResultEvent(ResultEventKind.AMBIGUOUS, ringout, None, str(exc), self.carry, exc.candidates)
+            yield TriggerEvent(event.payload())
         except Exception as exc:
             yield self._event(ResultEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
 

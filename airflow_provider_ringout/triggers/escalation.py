@@ -9,10 +9,10 @@ thread (``asyncio.to_thread``), so the event loop never waits on the network.
 Restart safety. A triggerer that restarts rebuilds the trigger from its ``serialize()`` kwargs, which Airflow
 stored when the task deferred and never updates; progress made since then would be lost, and the escalation would
 start over and ring the first engineer again. So the trigger saves its :class:`Progress` after each step (before
-each POST, after it, after each call's outcome) in the hook's host-wide state folder (the same private 0700
-folder, flock-guarded JSON, that holds the token cache and the alert claims), under a key of the task instance and
-its try (``progress_key``; the file is kept by :mod:`airflow_provider_ringout.state.progress`), and a rebuilt
-trigger reads it first:
+each POST, after it, after each call's outcome) under a key of the task instance and its try (``progress_key``):
+in the hook's host-wide state folder (the same private 0700 folder, flock-guarded JSON, that holds the token cache
+and the alert claims) and, with ``[ringcentral] shared_state = redis``, in Redis too, so a triggerer on another host
+resumes it (kept by :mod:`airflow_provider_ringout.state.progress`). A rebuilt trigger reads it first:
 
 - a call recorded as over is not rung again in that round;
 - a call placed but not yet resolved (its RingOut id saved) is watched on until its saved deadline, then
@@ -20,11 +20,12 @@ trigger reads it first:
 - a POST that was being sent when the triggerer stopped (no id saved) may have placed a call, so that number is
   "not confirmed (may have connected)" and never rung again in this escalation.
 
-The folder was chosen over the trigger's kwargs (not re-persisted by Airflow), XCom and the task state store (not
-writable from a trigger on every supported core) and Redis (optional). Numbers are never written to it: progress
-is saved with each number's position in the list. A triggerer restarted on another host does not see the folder
-and starts the escalation over; the docs say so. When the folder cannot be written the escalation goes on and
-one WARNING says a restart would start it over.
+The provider's own state was chosen over the trigger's kwargs (not re-persisted by Airflow), XCom and the task
+state store (not writable from a trigger on every supported core). Numbers are never written to it: progress is
+saved with each number's position in the list. With the ``file`` shared state, a triggerer restarted on another
+host does not see the folder and starts the escalation over; the docs say so. With ``redis``, a Redis that cannot
+be used leaves the host's folder (one WARNING from the Redis backend). When neither can be written the escalation
+goes on and one WARNING says a restart would start it over.
 """
 
 from __future__ import annotations

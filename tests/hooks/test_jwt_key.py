@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ringout import JWT_FIELD, get_provider_info
-from airflow_provider_ringout.hooks import _connection
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.testing import TEST_CLIENT_SECRET, TEST_JWT
 
@@ -31,8 +30,7 @@ HOOK_LOGGER = "airflow_provider_ringout.hooks._connection"
 
 @pytest.fixture(autouse=True)
 def fresh_process_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test is a fresh process as far as the once-per-process warning goes."""
-    monkeypatch.setattr(_connection, "_legacy_jwt_warned", False)
+    """The once-per-process warning is reset with the rest of the process state (conftest)."""
     monkeypatch.delenv("AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES", raising=False)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ringout.notifications import _context, _dedup
+from airflow_provider_ringout.notifications import _context
 from airflow_provider_ringout.notifications.ringout import RingOutNotifier
 from airflow_provider_ringout.testing import CallScript, Outcome
 from airflow_provider_ringout.version_compat import AIRFLOW_V_3_1_PLUS
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["logs"]
 BRIDGE = "+14155550199"
 KWARGS = {"to_numbers": [FIRST], "connect_to": BRIDGE, "per_number_timeout": 5, "poll_interval": 0.1}
-
-
-@pytest.fixture(autouse=True)
-def fresh_claims(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process's claim memory forgotten (as in a new process)."""
-    monkeypatch.setattr(_dedup, "_memory", _dedup.MemoryClaims())
 
 
 def deadline_context(dag_id: str, run_id: str) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def emulator() -> Iterator[RingCentralEmulator]:
 
 
 def run(airflow_home: AirflowHome, emulator: RingCentralEmulator, dag_id: str) -> DagRunResult:
-    return airflow_home.dags_test(dag_id, env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json()})
+    env = {"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(), "AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL": "1"}
+    return airflow_home.dags_test(dag_id, env=env)
 
 
 @pytest.mark.parametrize("mode", ["blocking", "deferrable"])
@@ -84,8 +85,8 @@ def test_timeout_and_ambiguous_errors(airflow_home: AirflowHome, emulator: RingC
 
     assert result.states["first"] == "success"
     assert result.states["second"] == "failed" and result.states["late"] == "failed", out[-3000:]
-    assert "CallResultAmbiguousError" in out and "same two numbers twice" in out
-    assert "CallResultTimeoutError" in out
+    assert "RingOutCallResultAmbiguousError" in out and "same two numbers more than once" in out
+    assert "RingOutCallResultTimeoutError" in out
     assert f"record of RingOut {result.xcom('late', 'ringout_id')} did not appear within 2 s" in out
     assert "15-30 s after the call ends" in out and "ReadCallLog" in out
     assert result.xcom("second", "call_result") is None and result.xcom("late", "call_result") is None

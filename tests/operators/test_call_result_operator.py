@@ -16,9 +16,9 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
-    CallResultAmbiguousError,
-    CallResultError,
-    CallResultTimeoutError,
+    RingOutCallResultAmbiguousError,
+    RingOutCallResultError,
+    RingOutCallResultTimeoutError,
     RingCentralConfigError,
     RingOutFailedError,
 )
@@ -33,7 +33,8 @@ TO, FROM = "+14155550199", "+14155550100"
 
 
 @pytest.fixture
-def emulator(ringcentral_conn_env: RingCentralEmulator) -> RingCentralEmulator:
+def emulator(ringcentral_conn_env: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> RingCentralEmulator:
+    monkeypatch.setenv("AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL", "1")  # one shared call-log sync a second
     ringcentral_conn_env.call_log.delay = 0.2
     return ringcentral_conn_env
 
@@ -118,6 +119,35 @@ def test_connected_call_pushes_its_result(emulator: RingCentralEmulator, deferra
     assert emulator.count(kind="ring-out-create") == 1
 
 
+class StateStoreDouble(dict):  # type: ignore[type-arg]
+    """Airflow 3.3's task_state_store, as far as the operator uses it."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
+def test_retry_that_finds_its_call_connected_still_waits_for_the_result(
+    emulator: RingCentralEmulator, deferrable: bool
+) -> None:
+    """A try whose call connected and that died before its result (here: it did not ask) is followed by a retry
+    that reconnects (Airflow 3.3's task_state_store): it dials nobody, and pushes ringout and call_result."""
+    emulator.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0.3, talk=0.5))
+    store = StateStoreDouble()
+    first = {**task_context(), "task_state_store": store}
+    run(operator(deferrable=deferrable), first)
+    retry = {**task_context(), "task_state_store": store}
+
+    returned = run(operator(deferrable=deferrable, wait_for_result=True, result_timeout=30), retry)
+
+    assert returned == only_call(emulator) and emulator.count(kind="ring-out-create") == 1
+    assert retry["ti"].xcoms["ringout"] == first["ti"].xcoms["ringout"]
+    assert retry["ti"].xcoms["call_result"]["result"] == "Call connected"
+
+
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
 def test_busy_call_pushes_its_one_leg_result_then_fails(emulator: RingCentralEmulator, deferrable: bool) -> None:
     emulator.script(TO, CallScript(outcome=Outcome.BUSY, after=0.3, linger=30))
@@ -147,7 +177,7 @@ def test_record_that_never_appears_fails_with_why(emulator: RingCentralEmulator,
     emulator.call_log.delay = 3600  # RingCentral has not written it yet
     context = task_context()
 
-    with pytest.raises(CallResultTimeoutError) as err:
+    with pytest.raises(RingOutCallResultTimeoutError) as err:
         run(operator(deferrable=deferrable, wait_for_result=True, result_timeout=1), context)
 
     message = str(err.value)
@@ -156,7 +186,7 @@ def test_record_that_never_appears_fails_with_why(emulator: RingCentralEmulator,
     assert err.value.ringout_id == only_call(emulator)
     assert "call_result" not in context["ti"].xcoms
     assert emulator.count(kind="ring-out-create") == 1  # and never retried: an AirflowFailException
-    assert isinstance(err.value, CallResultError)
+    assert isinstance(err.value, RingOutCallResultError)
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
@@ -169,7 +199,7 @@ def test_two_calls_between_the_same_numbers_are_ambiguous(emulator: RingCentralE
     run(operator(wait_for_connection=False), first)
     second = task_context()
 
-    with pytest.raises(CallResultAmbiguousError) as err:
+    with pytest.raises(RingOutCallResultAmbiguousError) as err:
         run(operator(deferrable=deferrable, wait_for_result=True, result_timeout=30), second)
 
     assert "ambiguous" in str(err.value) and "same two numbers" in str(err.value)

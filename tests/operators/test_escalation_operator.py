@@ -178,45 +178,45 @@ def deferred_trigger(context: dict[str, Any], **kwargs: Any) -> RingOutEscalatio
     return trigger
 
 
-def test_a_restarted_trigger_rings_nobody_twice_and_leaves_nothing_ringing(
-    ringcentral_conn_env: RingCentralEmulator, isolated_token_cache: Path
-) -> None:
-    emulator = ringcentral_conn_env
-    voicemail_no_answer_acknowledges(emulator)
-    trigger = deferred_trigger(make_context(), per_number_timeout=3)
-    _, kwargs = trigger.serialize()
-    json.dumps(kwargs)
+# --- a restarted trigger: stop it while the second number rings, rebuild it, let it finish --------------------
 
-    progress_file = isolated_token_cache / f"{PROGRESS_FILE}.json"
 
-    def second_call_saved() -> bool:
-        """The second call rings and the trigger has saved its id (a stop before that is another test's case)."""
-        if not any(info.from_number == SECOND for info in emulator.sessions.values()) or not progress_file.exists():
-            return False
-        with contextlib.suppress(ValueError):  # caught mid-write
-            saved = json.loads(progress_file.read_text())
-            flights = [p.get("in_flight") for p in saved.values() if isinstance(p, dict)]
-            return any(f and f.get("number") == 1 and f.get("ringout_id") for f in flights)
-        return False
+def in_file(folder: Path, key: str) -> dict[str, Any] | None:
+    with contextlib.suppress(FileNotFoundError, ValueError):  # not written yet, or caught mid-write
+        saved = json.loads((folder / f"{PROGRESS_FILE}.json").read_text()).get(key)
+        return saved if isinstance(saved, dict) else None
+    return None
 
-    async def stop_while_the_second_rings() -> None:
+
+def second_call_saved(saved: dict[str, Any] | None) -> bool:
+    """The saved progress has the second call's RingOut id (a stop before that is another test's case)."""
+    flight = (saved or {}).get("in_flight")
+    return bool(flight and flight.get("number") == 1 and flight.get("ringout_id"))
+
+
+def stop_while_the_second_rings(trigger: RingOutEscalationTrigger, saved: Callable[[], dict[str, Any] | None]) -> None:
+    async def stop() -> None:
         task = asyncio.ensure_future(trigger.run().__anext__())
-        while not second_call_saved():
+        while not second_call_saved(saved()):
             await asyncio.sleep(0.02)
         task.cancel()  # the triggerer stops mid-call
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(asyncio.wait_for(stop_while_the_second_rings(), 30))
-    saved = json.loads(progress_file.read_text())
-    assert not any(number in json.dumps(saved) for number in (FIRST, SECOND, THIRD))  # positions, not numbers
+    asyncio.run(asyncio.wait_for(stop(), 30))
 
+
+def finish(kwargs: dict[str, Any]) -> Any:
     restarted = RingOutEscalationTrigger(**kwargs)  # as a restarted triggerer rebuilds it
 
     async def events() -> list[Any]:
         return [event async for event in restarted.run()]
 
     (event,) = asyncio.run(asyncio.wait_for(events(), 30))
+    return event
+
+
+def assert_resumed(emulator: RingCentralEmulator, event: Any) -> None:
     assert event.payload["status"] == "done"
     assert rung_first(emulator) == [FIRST, SECOND, THIRD]  # nobody twice
     assert session_of(emulator, SECOND).cancelled  # the call in flight was finished and cancelled, not left
@@ -226,6 +226,21 @@ def test_a_restarted_trigger_rings_nobody_twice_and_leaves_nothing_ringing(
         (SECOND, "no_answer"),
         (THIRD, "acknowledged"),
     ]
+
+
+def test_a_restarted_trigger_rings_nobody_twice_and_leaves_nothing_ringing(
+    ringcentral_conn_env: RingCentralEmulator, isolated_token_cache: Path
+) -> None:
+    emulator = ringcentral_conn_env
+    voicemail_no_answer_acknowledges(emulator)
+    trigger = deferred_trigger(make_context(), per_number_timeout=3)
+    _, kwargs = trigger.serialize()
+    json.dumps(kwargs)
+
+    stop_while_the_second_rings(trigger, lambda: in_file(isolated_token_cache, trigger.progress_key))
+    saved = json.loads((isolated_token_cache / f"{PROGRESS_FILE}.json").read_text())
+    assert not any(number in json.dumps(saved) for number in (FIRST, SECOND, THIRD))  # positions, not numbers
+    assert_resumed(emulator, finish(kwargs))
 
 
 def test_a_trigger_restarted_during_a_post_never_rings_that_number_again(

@@ -15,7 +15,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_ringout.call_result import PlacedRingOut
-from airflow_provider_ringout.exceptions import CallResultAmbiguousError, RingCentralConfigError
+from airflow_provider_ringout.exceptions import RingOutCallResultAmbiguousError, RingCentralConfigError
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.sensors.call_result import RingOutCallResultSensor
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
@@ -32,7 +32,8 @@ TO, FROM = "+14155550199", "+14155550100"
 
 
 @pytest.fixture
-def emulator(ringcentral_conn_env: RingCentralEmulator) -> RingCentralEmulator:
+def emulator(ringcentral_conn_env: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> RingCentralEmulator:
+    monkeypatch.setenv("AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL", "1")  # one shared call-log sync a second
     ringcentral_conn_env.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0, talk=0.2))
     return ringcentral_conn_env
 
@@ -119,7 +120,7 @@ def test_two_calls_between_the_same_numbers_fail_as_ambiguous(emulator: RingCent
     wait_for_records(emulator, 2)  # both written before the sensor looks: it must not take the first for its own
     task = sensor(first, deferrable=mode == "deferrable")
 
-    with pytest.raises(CallResultAmbiguousError, match="ambiguous"):
+    with pytest.raises(RingOutCallResultAmbiguousError, match="ambiguous"):
         run(task, task_context())
 
 

@@ -25,11 +25,11 @@ from airflow_provider_ringout.testing import (
     RingCentralEmulator,
 )
 from airflow_provider_ringout.testing.emulator import scripted_status
+from tests.emulator_api import JWT_GRANT, api, get_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 RING_OUT = "/restapi/v1.0/account/~/extension/~/ring-out"
 FROM = "+14155550100"
 TO = "+14155550123"
@@ -41,24 +41,6 @@ def emu() -> Iterator[RingCentralEmulator]:
     """A plain emulator with a short default timeline."""
     with RingCentralEmulator(default_script=CallScript(after=0.4, talk=0.6, linger=0.6)) as emulator:
         yield emulator
-
-
-def get_token(emulator: RingCentralEmulator, **form: str) -> requests.Response:
-    """POST the JWT grant with Basic client auth (form fields may be overridden)."""
-    data = {"grant_type": JWT_GRANT, "assertion": TEST_JWT, **form}
-    return requests.post(
-        f"{emulator.url}/restapi/oauth/token",
-        data=data,
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=TIMEOUT,
-    )
-
-
-def api(emulator: RingCentralEmulator, token: str | None = None) -> requests.Session:
-    """A session carrying a fresh (or the given) bearer token."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token or get_token(emulator).json()['access_token']}"
-    return session
 
 
 def place(session: requests.Session, emulator: RingCentralEmulator, to: str = TO, **body: Any) -> requests.Response:

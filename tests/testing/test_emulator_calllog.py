@@ -9,19 +9,16 @@ import pytest
 import requests
 
 from airflow_provider_ringout.testing import (
-    TEST_CLIENT_ID,
-    TEST_CLIENT_SECRET,
-    TEST_JWT,
     CallScript,
     Outcome,
     RingCentralEmulator,
 )
 from airflow_provider_ringout.testing.emulator.calllog import ISYNC_LIMIT
+from tests.emulator_api import api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 BASE = "/restapi/v1.0/account/~/extension/~"
 FROM, TO = "+14155550100", "+14155550123"
 BUSY_TO, NO_ANSWER_TO, REJECT_TO, VOICEMAIL_TO, PENDING_TO = (
@@ -52,20 +49,6 @@ def emu() -> Iterator[RingCentralEmulator]:
         emulator.script(PENDING_TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
         emulator.script_caller(VOICEMAIL_FROM, ended_at_once(Outcome.VOICEMAIL))
         yield emulator
-
-
-def api(emulator: RingCentralEmulator) -> requests.Session:
-    """A session with a fresh bearer token from the JWT grant."""
-    response = requests.post(
-        f"{emulator.url}/restapi/oauth/token",
-        data={"grant_type": JWT_GRANT, "assertion": TEST_JWT},
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=TIMEOUT,
-    )
-    response.raise_for_status()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-    return session
 
 
 def place(session: requests.Session, emulator: RingCentralEmulator, to: str = TO, frm: str = FROM, **body: Any) -> str:

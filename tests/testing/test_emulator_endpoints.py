@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from airflow_provider_ringout.hooks.endpoints import Endpoint
-from airflow_provider_ringout.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_JWT, RingCentralEmulator
+from airflow_provider_ringout.testing import RingCentralEmulator
 from airflow_provider_ringout.testing.emulator.routes import REQUEST_KINDS, route
+from tests.emulator_api import api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,19 +22,6 @@ TIMEOUT = 5
 def emu() -> Iterator[RingCentralEmulator]:
     with RingCentralEmulator(scope="ReadAccounts RingOut ReadCallLog") as emulator:
         yield emulator
-
-
-def api(emulator: RingCentralEmulator) -> requests.Session:
-    """A session carrying a fresh bearer token (the JWT grant, Basic client auth)."""
-    answer = requests.post(
-        f"{emulator.url}/restapi/oauth/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": TEST_JWT},
-        auth=(TEST_CLIENT_ID, TEST_CLIENT_SECRET),
-        timeout=TIMEOUT,
-    )
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
-    return session
 
 
 def test_every_row_is_routed_by_its_method_and_path_and_nothing_else() -> None:

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
+    RingCentralConfigError,
     RingOutCallResultAmbiguousError,
     RingOutCallResultError,
     RingOutCallResultTimeoutError,
-    RingCentralConfigError,
 )
 
 if TYPE_CHECKING:
@@ -169,9 +169,14 @@ class CallResultEvent:
         if kind is ResultEventKind.FOUND and result is None:
             kind, message = ResultEventKind.ERROR, "a found event without a result"
         carry = event.get("carry") if isinstance(event.get("carry"), Mapping) else None
-        candidates = event.get("candidates") if isinstance(event.get("candidates"), int) else 0
+        candidates = event["candidates"] if isinstance(event.get("candidates"), int) else 0
         return cls(
-            kind, ringout, dict(result) if result is not None else None, message, dict(carry) if carry else None, candidates
+            kind,
+            ringout,
+            dict(result) if result is not None else None,
+            message,
+            dict(carry) if carry else None,
+            candidates,
         )
 
     def outcome(self, within: str) -> dict[str, Any]:

@@ -43,7 +43,9 @@ def configured_backend() -> tuple[SharedState, str]:
     return backend, conn_id
 
 
-CALL_LOG_INTERVAL = 20.0  # seconds between syncs of the shared call-log records: at most 3 of 10 Heavy requests a minute
+CALL_LOG_INTERVAL = (
+    20.0  # seconds between syncs of the shared call-log records: at most 3 of 10 Heavy requests a minute
+)
 MIN_CALL_LOG_INTERVAL = 1.0
 
 

@@ -22,7 +22,7 @@ from airflow_provider_ringout._result_wait import (
     placed_ringout,
 )
 from airflow_provider_ringout._wait import deadlines
-from airflow_provider_ringout.exceptions import RingOutCallResultAmbiguousError, RingCentralWaitEndedError
+from airflow_provider_ringout.exceptions import RingCentralWaitEndedError, RingOutCallResultAmbiguousError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,5 +72,7 @@ def test_deferrable_wait_for_result_under_real_services(
         result, ringout, returned = (as_value(watch.xcom(key)) for key in ("call_result", "ringout", "return_value"))
         print(f"call_result as the DAG sees it: {result}")
     assert result["result"] == "Call connected" and result["answered_by"] == "person"
-    assert ringout["to_number"] == TO_NUMBER and str(returned) == ringout["id"]  # the API may hand a digit string back as a number
+    assert (
+        ringout["to_number"] == TO_NUMBER and str(returned) == ringout["id"]
+    )  # the API may hand a digit string back as a number
     assert emulator.count(kind="ring-out-create") == 1

@@ -42,7 +42,10 @@ def emulator() -> Iterator[RingCentralEmulator]:
 
 
 def run(airflow_home: AirflowHome, emulator: RingCentralEmulator, dag_id: str) -> DagRunResult:
-    env = {"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(), "AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL": "1"}
+    env = {
+        "AIRFLOW_CONN_RINGCENTRAL_DEFAULT": emulator.connection_json(),
+        "AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL": "1",
+    }
     return airflow_home.dags_test(dag_id, env=env)
 
 

@@ -16,10 +16,10 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
+    RingCentralConfigError,
     RingOutCallResultAmbiguousError,
     RingOutCallResultError,
     RingOutCallResultTimeoutError,
-    RingCentralConfigError,
     RingOutFailedError,
 )
 from airflow_provider_ringout.operators.ringout import RingOutOperator

@@ -15,7 +15,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_ringout.call_result import PlacedRingOut
-from airflow_provider_ringout.exceptions import RingOutCallResultAmbiguousError, RingCentralConfigError
+from airflow_provider_ringout.exceptions import RingCentralConfigError, RingOutCallResultAmbiguousError
 from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.sensors.call_result import RingOutCallResultSensor
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator

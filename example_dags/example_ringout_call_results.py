@@ -10,7 +10,9 @@ and ``answered_by`` ("person", "voicemail" or "unknown": see docs/operators.md, 
 
 What it costs: RingCentral writes a record 15-30 s after the call ends, so each call task waits the call's length
 plus that; the call log is in RingCentral's Heavy group (10 requests a minute per user and app), shared with the
-POST that places the calls, and needs the ``ReadCallLog`` permission. A busy call fails its task (as without
+POST that places the calls, so the tasks' look-ups do not each read it: one ``call-log-sync`` every
+``[ringcentral] call_log_interval`` (20 s) serves them all, and only when no POST waits. It needs the
+``ReadCallLog`` permission. A busy call fails its task (as without
 results) but still pushes its ``call_result`` first.
 
 Create the pool before the first run (``airflow dags test`` ignores pools)::
@@ -21,7 +23,7 @@ Runs unchanged against the local emulator (``python -m airflow_provider_ringout.
 RingCentral: only the ``ringcentral_default`` connection differs. Set the numbers in the DAG run's params
 (``airflow dags test example_ringout_call_results -c '{"to_numbers": ["+1...", "+1..."]}'``); the environment
 variables ``RINGOUT_EXAMPLE_RESULT_TIMEOUT`` (seconds, default 300) and ``RINGOUT_EXAMPLE_RESULT_POLL_INTERVAL``
-(seconds between call-log look-ups, default 15) tune the wait for the results.
+(seconds between two looks at the shared call-log records, default 15) tune the wait for the results.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ class CallResults(HookCore):
             raise RingOutCallResultAmbiguousError(
                 f"The result of RingOut {ringout.id} is ambiguous: {match.candidates} call-log records could be it "
                 "(the same two numbers more than once around its placing time), and no id links a RingOut to its "
-                "record, so none is guessed. Read the call log with RingCentralHook.request(Endpoint.CALL_LOG, ...) "
+                "record, so it is not guessed. Read the call log with RingCentralHook.request(Endpoint.CALL_LOG, ...) "
                 "to tell them apart, and space calls between the same two numbers by a minute or more.",
                 ringout_id=ringout.id,
                 candidates=match.candidates,

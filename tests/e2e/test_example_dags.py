@@ -511,7 +511,11 @@ def test_example_call_results(airflow_home: Path, emulator: RingCentralEmulator)
         emulator,
         "example_ringout_call_results",
         conf={"to_numbers": numbers},
-        env={"RINGOUT_EXAMPLE_RESULT_POLL_INTERVAL": "0.3", "RINGOUT_EXAMPLE_RESULT_TIMEOUT": "60"},
+        env={
+            "RINGOUT_EXAMPLE_RESULT_POLL_INTERVAL": "0.3",
+            "RINGOUT_EXAMPLE_RESULT_TIMEOUT": "60",
+            "AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL": "1",
+        },
     )
 
     assert [run.state("call", i) for i in range(2)] == ["success", "failed"], run

@@ -55,11 +55,20 @@ for mode in ("blocking", "deferrable"):
             **{**FAST, "result_timeout": 2},
         )
 
-for mode in ("poke", "reschedule", "deferrable"):
-    with DAG(f"result_sensor_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]):
+for mode in ("poke", "reschedule", "deferrable", "native"):
+    # native: render_template_as_native_obj, so the operator's written-out numbers must stay text, and the
+    # template below renders to the ringout dict itself.
+    native = mode == "native"
+    with DAG(
+        f"result_sensor_{mode}",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        tags=["test"],
+        render_template_as_native_obj=native,
+    ):
         place = RingOutOperator(task_id="place", to_number=CONNECTED, from_number=FROM, wait_for_connection=False)
         if mode == "poke":  # the dict itself, as a TaskFlow task hands it over
-            # (not render_template_as_native_obj: it renders the operator's "+1..." numbers as ints)
 
             @task
             def ringout_of_place() -> dict:
@@ -67,7 +76,7 @@ for mode in ("poke", "reschedule", "deferrable"):
 
             ringout = ringout_of_place()
             place >> ringout
-        else:  # the dict as a template renders it: its text
+        else:  # the dict as a template renders it: its text (native: the dict)
             ringout = "{{ ti.xcom_pull(task_ids='place', key='ringout') }}"
         place >> RingOutCallResultSensor(
             task_id="result",

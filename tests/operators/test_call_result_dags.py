@@ -96,7 +96,7 @@ def test_timeout_and_ambiguous_errors(airflow_home: AirflowHome, emulator: RingC
     assert emulator.count(kind="ring-out-create") == 3  # a result error is never retried: no call placed twice
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable", "native"])
 def test_sensor_returns_the_result(airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str) -> None:
     result = run(airflow_home, emulator, f"result_sensor_{mode}")
 
@@ -105,7 +105,7 @@ def test_sensor_returns_the_result(airflow_home: AirflowHome, emulator: RingCent
     assert (returned["result"], returned["answered_by"]) == ("Call connected", "person")
     assert returned["telephony_session_id"]
     if mode == "reschedule":
-        assert "UP_FOR_RESCHEDULE" in result.output or emulator.count(kind="call-log") == 1
+        assert "UP_FOR_RESCHEDULE" in result.output or emulator.count(kind="call-log-sync") == 1
 
 
 def test_expand_with_results(airflow_home: AirflowHome, emulator: RingCentralEmulator) -> None:

@@ -96,6 +96,17 @@ def look_up(hook: RingCentralHook, ringout: PlacedRingOut) -> dict[str, Any] | N
     )
 
 
+def log_result(log: Any, ringout_id: str, result: Mapping[str, Any]) -> None:
+    """The one log line a found result gets: its result, how long the call lasted and who answered."""
+    log.info(
+        "RingOut %s result: %s (%s s, answered by: %s).",
+        ringout_id,
+        result.get("result"),
+        result.get("duration"),
+        result.get("answered_by"),
+    )
+
+
 def wait_for_result(
     hook: RingCentralHook, ringout: PlacedRingOut, *, timeout: float, poll_interval: float
 ) -> dict[str, Any]:
@@ -111,7 +122,7 @@ def wait_for_result(
         if remaining <= 0:
             raise RingOutCallResultTimeoutError(not_found_message(ringout.id, f"{timeout:g} s"), ringout_id=ringout.id)
         time.sleep(min(poll_interval, remaining))
-    hook.log.info("RingOut %s result: %s (%s s).", ringout.id, result.get("result"), result.get("duration"))
+    log_result(hook.log, ringout.id, result)
     return result
 
 

@@ -13,6 +13,7 @@ from airflow_provider_ringout._result_wait import (
     RESULT_POLL_INTERVAL,
     RESULT_TIMEOUT,
     CallResultEvent,
+    log_result,
     placed_ringout,
     wait_for_result,
 )
@@ -398,7 +399,7 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         result = resumed.outcome(f"{self.result_timeout:g} s")
         context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
         self._result_pushed = True
-        self.log.info("RingOut %s result: %s (%s s).", resumed.ringout.id, result.get("result"), result.get("duration"))
+        log_result(self.log, resumed.ringout.id, result)
         carry = resumed.carry or {}
         if carry.get("call_state") and isinstance(carry.get("watch"), dict):
             watch = RingOutWatch.from_dict(carry["watch"])

@@ -20,6 +20,7 @@ from airflow_provider_ringout._result_wait import (
     RESULT_TIMEOUT,
     CallResultEvent,
     ResultEventKind,
+    log_result,
     look_up,
     not_found_message,
     placed_ringout,
@@ -87,7 +88,7 @@ class RingOutCallResultSensor(ReschedulePokes, RingCentralTaskMixin, BaseSensorO
         ringout = self._placed()
         result = look_up(self.hook, ringout)  # raises RingOutCallResultAmbiguousError: never guessed, never retried
         if result is not None:
-            self.log.info("RingOut %s result: %s (%s s).", ringout.id, result.get("result"), result.get("duration"))
+            log_result(self.log, ringout.id, result)
             return PokeReturnValue(is_done=True, xcom_value=result)
         if self.reschedule and self._last_poke_before_timeout(context):
             raise AirflowSensorTimeout(not_found_message(ringout.id, WITHIN))
@@ -141,5 +142,5 @@ class RingOutCallResultSensor(ReschedulePokes, RingCentralTaskMixin, BaseSensorO
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         result = resumed.outcome(WITHIN)
-        self.log.info("RingOut %s result: %s (%s s).", resumed.ringout.id, result.get("result"), result.get("duration"))
+        log_result(self.log, resumed.ringout.id, result)
         return result

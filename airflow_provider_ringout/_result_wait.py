@@ -122,7 +122,6 @@ def wait_for_result(
         if remaining <= 0:
             raise RingOutCallResultTimeoutError(not_found_message(ringout.id, f"{timeout:g} s"), ringout_id=ringout.id)
         time.sleep(min(poll_interval, remaining))
-    log_result(hook.log, ringout.id, result)
     return result
 
 

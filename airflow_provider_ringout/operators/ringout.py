@@ -14,6 +14,7 @@ from airflow_provider_ringout._result_wait import (
     RESULT_TIMEOUT,
     CallResultEvent,
     log_result,
+    look_up,
     placed_ringout,
     wait_for_result,
 )
@@ -347,30 +348,35 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
                 "(neither this try, its XCom 'ringout' nor the task's state store says).",
                 ringout_id=watch.ringout_id,
             )
-        if self.deferrable:
-            from airflow_provider_ringout.triggers.call_result import defer_result_wait
-
-            defer_result_wait(
-                self,
-                placed,
-                wait=self.result_timeout,
-                poll_interval=self.result_poll_interval,
-                hard_end=self._hard_end(context),
-                method_name="execute_result_complete",
-                carry={"call_state": state.value if state else None, "watch": watch.to_dict()},
-            )
         try:
-            result = wait_for_result(
-                self.hook, placed, timeout=self.result_timeout, poll_interval=self.result_poll_interval
-            )
+            if self.deferrable:  # one look first: a record already written is read here, without a deferral
+                result = look_up(self.hook, placed)
+            else:
+                result = wait_for_result(
+                    self.hook, placed, timeout=self.result_timeout, poll_interval=self.result_poll_interval
+                )
         except RingOutCallResultError:
             raise
         except Exception as exc:  # a look-up failing for good: never retried, a retry must not dial again
             raise RingOutCallResultError(
                 f"Reading the result of RingOut {placed.id} failed: {exc}", ringout_id=placed.id
             ) from exc
-        context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
-        self._result_pushed = True
+        if result is not None:
+            context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
+            self._result_pushed = True
+            log_result(self.log, placed.id, result)
+            return
+        from airflow_provider_ringout.triggers.call_result import defer_result_wait
+
+        defer_result_wait(  # not there yet (deferrable): the triggerer waits, the task resumes in execute_result_complete
+            self,
+            placed,
+            wait=self.result_timeout,
+            poll_interval=self.result_poll_interval,
+            hard_end=self._hard_end(context),
+            method_name="execute_result_complete",
+            carry={"call_state": state.value if state else None, "watch": watch.to_dict()},
+        )
 
     def _placed_call(self, context: Context, ringout_id: str) -> PlacedRingOut | None:
         """

@@ -8,6 +8,7 @@ a long delay and releases them by setting it to 0 (scripted by events, not by th
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,6 +146,23 @@ def test_retry_that_finds_its_call_connected_still_waits_for_the_result(
 
     assert returned == only_call(emulator) and emulator.count(kind="ring-out-create") == 1
     assert retry["ti"].xcoms["ringout"] == first["ti"].xcoms["ringout"]
+    assert retry["ti"].xcoms["call_result"]["result"] == "Call connected"
+
+
+def test_a_record_already_written_is_read_without_deferring(emulator: RingCentralEmulator) -> None:
+    """Deferrable: one look before deferring, so a record already there never costs a deferral (nor a trigger
+    that fires at once, racing the scheduler's handling of the deferral)."""
+    emulator.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0.3, talk=0.2))
+    emulator.call_log.delay = 0
+    store = StateStoreDouble()
+    run(operator(), {**task_context(), "task_state_store": store})  # connected; this try asked for no result
+    while not emulator.call_log.records():  # bounded by the test's timeout
+        time.sleep(0.05)
+    retry = {**task_context(), "task_state_store": store}
+
+    returned = operator(deferrable=True, wait_for_result=True, result_timeout=30).execute(retry)  # no TaskDeferred
+
+    assert returned == only_call(emulator)
     assert retry["ti"].xcoms["call_result"]["result"] == "Call connected"
 
 

@@ -87,6 +87,16 @@ def _config() -> dict[str, Any]:
                     "example": "redis_default",
                     "default": "redis_default",
                 },
+                "call_log_interval": {
+                    "description": "Seconds between two reads of RingCentral's call log (call-log-sync) for the "
+                    "call results waited on by this host (the cluster with shared_state 'redis'): one read serves "
+                    "every waiting task. Each read is a Heavy request (10 a minute, shared with placing and "
+                    "cancelling calls); at least 1.",
+                    "version_added": "0.2.0",
+                    "type": "float",
+                    "example": "30",
+                    "default": "20",
+                },
                 "log_full_phone_numbers": {
                     "description": "Log phone numbers whole instead of partly masked (+1******4567).",
                     "version_added": "0.2.0",
@@ -128,13 +138,22 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_ringout.sensors.ringout"]}],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_ringout.sensors.ringout",
+                    "airflow_provider_ringout.sensors.call_result",
+                ],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "airflow_provider_ringout.triggers.ringout",
                     "airflow_provider_ringout.triggers.escalation",
+                    "airflow_provider_ringout.triggers.call_result",
                 ],
             }
         ],

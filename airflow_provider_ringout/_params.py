@@ -21,6 +21,9 @@ MAX_BACKOFF_FACTOR = 60.0  # hook_params["backoff_factor"]: seconds, doubled per
 MAX_RATE_LIMIT_BUDGET = 3600.0  # hook_params["rate_limit_budget"]: seconds one request may wait out 429s
 MAX_PER_NUMBER_WAIT = timedelta(hours=1)  # an escalation's per_number_timeout and poll_interval (notifier, task)
 MAX_DEDUP_WINDOW = timedelta(days=7)  # dedup_window: how long a delivered alert keeps its incident claimed
+# result_timeout: how long a task waits for a call's call-log record (the call's length plus RingCentral's
+# 15-30 s delay); a call of hours is possible, a wait of a day for its record is not.
+MAX_RESULT_WAIT = timedelta(hours=6)
 
 
 def seconds(

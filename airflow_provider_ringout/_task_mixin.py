@@ -45,7 +45,7 @@ from airflow_provider_ringout._wait import (
     stop_if_pending,
 )
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
-from airflow_provider_ringout.phone import mask_phone_number
+from airflow_provider_ringout.phone import is_literal_number, mask_phone_number
 from airflow_provider_ringout.status import RingOutState, RingOutWatch
 
 if TYPE_CHECKING:
@@ -123,6 +123,14 @@ class RingCentralTaskMixin:
         from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
         return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+
+    def render_template(
+        self, content: Any, context: Any, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Airflow's rendering, except that a number written out stays text (``phone.is_literal_number``)."""
+        if is_literal_number(content):
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
 
     def mask_number(self, number: str | None) -> str:
         """``number`` masked as the logs show it (``phone.mask_phone_number``); templates call it (map index)."""

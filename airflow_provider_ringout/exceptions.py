@@ -118,14 +118,29 @@ class RingCentralPermissionError(RingCentralAPIError):
         super().__init__(message, **where)  # type: ignore[arg-type]
 
 
-class RingOutCallResultAmbiguousError(RingOutError, AirflowFailException):
+class RingOutCallResultError(RingOutError, AirflowFailException):
+    """
+    A call's result could not be read from RingCentral's call log (the call itself was placed).
+
+    It is an ``AirflowFailException``: a retry would not read it better, and must never place the call again.
+    """
+
+    def __init__(self, message: str, *, ringout_id: str | None = None):
+        self.ringout_id = ringout_id
+        super().__init__(message)
+
+
+class RingOutCallResultTimeoutError(RingOutCallResultError):
+    """The call's record did not appear in the call log within the wait (``result_timeout``)."""
+
+
+class RingOutCallResultAmbiguousError(RingOutCallResultError):
     """
     Two or more call-log records could be the RingOut's (the same two numbers twice within the matching window):
-    the provider never guesses which. Waiting longer cannot resolve it, so it is an ``AirflowFailException``
-    (no retry); read the call log by hand (``RingCentralHook.request(Endpoint.CALL_LOG, ...)``).
+    the provider never guesses which. Waiting longer cannot resolve it, so it is not retried; read the call log by
+    hand (``RingCentralHook.request(Endpoint.CALL_LOG, ...)``).
     """
 
     def __init__(self, message: str, *, ringout_id: str, candidates: int) -> None:
-        self.ringout_id = ringout_id
         self.candidates = candidates
-        super().__init__(message)
+        super().__init__(message, ringout_id=ringout_id)

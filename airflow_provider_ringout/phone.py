@@ -25,9 +25,16 @@ def validate_e164(value: Any, field: str, *, required: bool = True) -> str | Non
             f"{field} is required: give an E.164 phone number such as {_EXAMPLE} ('+', country code, number)."
         )
     if not isinstance(value, str):
+        native = ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            native = (
+                " (a DAG with render_template_as_native_obj=True renders a template giving '+1...' as a number, "
+                "dropping the '+': give the number itself as text, which is never rendered, or a dict/list "
+                "from which the task reads it)"
+            )
         raise RingCentralConfigError(
             f"{field} must be one phone number as a string in E.164 form such as {_EXAMPLE}; "
-            f"got a {type(value).__name__}."
+            f"got a {type(value).__name__}{native}."
         )
     if _E164.fullmatch(value):
         return value
@@ -47,6 +54,14 @@ def validate_e164(value: Any, field: str, *, required: bool = True) -> str | Non
         f"{field} is not an E.164 phone number ({hint}): got {mask_phone_number(value, force=True)!r}; "
         f"expected a form like {_EXAMPLE}."
     )
+
+
+def is_literal_number(content: Any) -> bool:
+    """
+    Whether ``content`` is an E.164 number written out (no template in it): rendering it would change nothing,
+    except under ``render_template_as_native_obj``, which reads ``"+14155550100"`` as the int 14155550100.
+    """
+    return isinstance(content, str) and _E164.fullmatch(content) is not None
 
 
 def is_ascii_digits(text: str) -> bool:

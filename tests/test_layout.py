@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "hooks": 2,
     # 3, what Airflow runs: tasks, triggers, the notifier, and the escalation engine they share.
     "_params": 3,
+    "_result_wait": 3,
     "_task_mixin": 3,
     "_wait": 3,
     "escalation": 3,

@@ -35,8 +35,10 @@ def test_provider_info_names_every_module() -> None:
         "airflow_provider_ringout.operators.ringout",
         "airflow_provider_ringout.operators.escalation",
         "airflow_provider_ringout.sensors.ringout",
+        "airflow_provider_ringout.sensors.call_result",
         "airflow_provider_ringout.triggers.ringout",
         "airflow_provider_ringout.triggers.escalation",
+        "airflow_provider_ringout.triggers.call_result",
     }
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "ringcentral"

@@ -34,13 +34,13 @@ from airflow_provider_ringout.hooks._transport import decode_json
 from airflow_provider_ringout.hooks.endpoints import Endpoint
 from airflow_provider_ringout.phone import validate_e164
 from airflow_provider_ringout.state.calllog import KEEP, call_log_store
+from airflow_provider_ringout.state.config import configured_call_log_interval
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.state.calllog import CallLogStore, Snapshot
 
 log = logging.getLogger(__name__)
 
-CALL_LOG_INTERVAL = 20.0  # seconds between syncs of the shared records: at most 3 of the 10 Heavy requests a minute
 CALL_LOG_LEASE = 90.0  # a reader that dies mid-sync holds the lease this long (one sync takes far less)
 DENIED_FOR = 300.0  # a 403 is repeated from the shared state this long before RingCentral is asked again
 FSYNC_RECORDS = 250  # records a full sync asks for (the most an incremental one gives)
@@ -51,10 +51,20 @@ _PERMISSION = _SYNC.permission or "ReadCallLog"
 class CallResults(HookCore):
     """The call-log look-ups of one hook (see the module docstring); sync, and async for triggers."""
 
-    #: Seconds between syncs of the shared call-log records (host- or cluster-wide, not per hook).
-    call_log_interval: float = CALL_LOG_INTERVAL
+    _call_log_interval: float | None = None
     #: Seconds a reader holds the lease at most; a reader that died is replaced after this.
     call_log_lease: float = CALL_LOG_LEASE
+
+    @property
+    def call_log_interval(self) -> float:
+        """Seconds between syncs of the shared call-log records: ``[ringcentral] call_log_interval`` (20 s)."""
+        if self._call_log_interval is None:
+            self._call_log_interval = configured_call_log_interval()
+        return self._call_log_interval
+
+    @call_log_interval.setter
+    def call_log_interval(self, seconds: float) -> None:
+        self._call_log_interval = float(seconds)
 
     @cached_property
     def _call_log(self) -> CallLogStore:
@@ -187,9 +197,10 @@ class CallResults(HookCore):
         match = match_call(seen.records, ringout)
         if match.outcome is MatchOutcome.AMBIGUOUS:
             raise RingOutCallResultAmbiguousError(
-                f"{match.candidates} call-log records could be RingOut {ringout.id} (the same two numbers more "
-                "than once around its placing time); the result is not guessed. Read the call log with "
-                "RingCentralHook.request(Endpoint.CALL_LOG, ...) to tell them apart.",
+                f"The result of RingOut {ringout.id} is ambiguous: {match.candidates} call-log records could be it "
+                "(the same two numbers more than once around its placing time), and no id links a RingOut to its "
+                "record, so it is not guessed. Read the call log with RingCentralHook.request(Endpoint.CALL_LOG, ...) "
+                "to tell them apart, and space calls between the same two numbers by a minute or more.",
                 ringout_id=ringout.id,
                 candidates=match.candidates,
             )

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_ringout._params import MAX_POLL_INTERVAL, check_hook_params, seconds
+from airflow_provider_ringout._params import MAX_POLL_INTERVAL, MAX_RESULT_WAIT, check_hook_params, seconds
+from airflow_provider_ringout._result_wait import (
+    RESULT_POLL_INTERVAL,
+    RESULT_TIMEOUT,
+    CallResultEvent,
+    log_result,
+    look_up,
+    placed_ringout,
+    wait_for_result,
+)
 from airflow_provider_ringout._task_mixin import MAP_INDEX_TEMPLATE, RingCentralTaskMixin
 from airflow_provider_ringout._wait import RingOutEventKind, timeout_message
+from airflow_provider_ringout.call_result import PlacedRingOut
 from airflow_provider_ringout.exceptions import (
+    RingOutCallResultError,
     RingOutFailedError,
     RingOutOutcomeUnknownError,
     RingOutTimeoutError,
@@ -31,6 +42,11 @@ OUTCOME_KEY = "ringout_outcome"
 # Set when a call may have connected (its session vanished unseen, or the POST's answer was lost): no later try
 # dials again until a user clears this task instance (see ``cleared_since``).
 HOLD_KEY = "ringout_hold"
+# The call as placed (the ``ringout`` dict), remembered so a reconnecting retry can push it and wait for its result.
+PLACED_KEY = "ringout_placed"
+# The XCom keys: the call as placed (every mode), and its call-log result (``wait_for_result=True``).
+RINGOUT_XCOM = "ringout"
+CALL_RESULT_XCOM = "call_result"
 NOT_REDIALLED = "it is not dialled again. Clear the task to place a new call deliberately."
 
 
@@ -74,6 +90,12 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     :param play_prompt: ask the first leg to press 1 before dialling the second; unattended calls never connect.
     :param country_id: RingCentral dialing-plan country id. Templated.
     :param wait_for_connection: wait until the call connects; if False, succeed once it is placed.
+    :param wait_for_result: after the call connected (or failed), wait until it is over and its call-log record
+        appears, and push the result dict as XCom ``call_result`` (the return value stays the RingOut id). A record
+        that does not appear within ``result_timeout``, or two records that could be the call, fail the task
+        (:class:`RingOutCallResultError`, never retried: the call was placed). Needs the ``ReadCallLog`` permission.
+    :param result_timeout: how long to wait for the record (seconds or timedelta; at most ``MAX_RESULT_WAIT``).
+    :param result_poll_interval: seconds between two look-ups of the record (call-log reads are Heavy requests).
     :param wait_timeout: how long to wait for the call to connect (seconds or timedelta).
     :param poll_interval: seconds between status reads.
     :param cancel_on_timeout: cancel the call when the wait times out.
@@ -104,6 +126,9 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         play_prompt: bool = False,
         country_id: str | int | None = None,
         wait_for_connection: bool = True,
+        wait_for_result: bool = False,
+        result_timeout: float | timedelta = RESULT_TIMEOUT,
+        result_poll_interval: float = RESULT_POLL_INTERVAL,
         wait_timeout: float | timedelta = timedelta(minutes=5),
         poll_interval: float = 5.0,
         cancel_on_timeout: bool = True,
@@ -127,11 +152,20 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         self.poll_interval = seconds(
             poll_interval, "poll_interval", maximum=MAX_POLL_INTERVAL, bound_name="MAX_POLL_INTERVAL"
         )
+        self.wait_for_result = wait_for_result
+        self.result_timeout = seconds(
+            result_timeout, "result_timeout", maximum=MAX_RESULT_WAIT, bound_name="MAX_RESULT_WAIT"
+        )
+        self.result_poll_interval = seconds(
+            result_poll_interval, "result_poll_interval", maximum=MAX_POLL_INTERVAL, bound_name="MAX_POLL_INTERVAL"
+        )
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = deferrable
         self.ringcentral_conn_id = ringcentral_conn_id
         self._watch: RingOutWatch | None = None
+        self._placed: PlacedRingOut | None = None
+        self._result_pushed = False  # this try pushed XCom call_result
         self._parsed_fields = fields_of(self)
         self._request = request_at_parse(self._parsed_fields)
 
@@ -193,8 +227,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     # --- ResumableJobMixin ---------------------------------------------------------------------------
 
     def submit_job(self, context: Context) -> str:
+        request = self.ringout_request()
+        body = self.hook.build_ringout_request(request=request)  # the numbers as sent (from: maybe the default)
+        from_number, to_number = body["from"]["phoneNumber"], body["to"]["phoneNumber"]
         try:
-            body = self.hook.place_ringout(request=self.ringout_request())
+            body = self.hook.place_ringout(request=request)
         except RingOutUnconfirmedError as exc:
             self._hold(context, "the answer to the POST that places it was lost", None)
             raise RingOutUnconfirmedError(
@@ -204,16 +241,32 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
                 method=exc.method,
                 path=exc.path,
             ) from exc
+        placed_at = datetime.now(UTC)  # when the POST returned (it may have waited for the pacer): the match window
         ringout_id = body["id"]
         self._watch = RingOutWatch(ringout_id)
         context["ti"].xcom_push(key="ringout_id", value=ringout_id)
+        self._placed = PlacedRingOut(ringout_id, from_number, to_number, placed_at)
+        self._push_placed(context, remember=True)
         return ringout_id
+
+    def _push_placed(self, context: Context, *, remember: bool) -> None:
+        """Push XCom ``ringout`` (the call as placed); ``remember`` it for a reconnecting retry (Airflow 3.3+)."""
+        if self._placed is None:
+            return
+        placed: dict[str, Any] = dict(self._placed.as_dict())
+        context["ti"].xcom_push(key=RINGOUT_XCOM, value=placed)
+        store = context.get("task_state_store")
+        if remember and store is not None:
+            store.set(PLACED_KEY, placed)
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """How the call of an earlier try stands: pending, connected or failed (a retry reconnects or redials)."""
         ringout_id = str(external_id)
         context["ti"].xcom_push(key="ringout_id", value=ringout_id)  # a retry starts with its XComs cleared
         store = context.get("task_state_store")
+        if store is not None and isinstance(store.get(PLACED_KEY), dict):
+            self._placed = placed_ringout(store.get(PLACED_KEY))
+            self._push_placed(context, remember=False)
         remembered = store.get(OUTCOME_KEY) if store is not None else None
         if remembered in (RingOutState.CONNECTED.value, RingOutState.FAILED.value):
             return str(remembered)
@@ -240,6 +293,8 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         if self._watch is None or self._watch.ringout_id != ringout_id:
             self._watch = RingOutWatch(ringout_id)
         if not self.wait_for_connection:
+            if self.wait_for_result:
+                self._await_result(context, None, self._watch)
             return ringout_id
         if self.deferrable:
             self._check_once_then_defer(self._watch, context)
@@ -254,7 +309,11 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         return ringout_id
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
-        return str(external_id)
+        """The RingOut id; a retry that finds its call already connected waits for the call's result here."""
+        ringout_id = str(external_id)
+        if self.wait_for_result and not self._result_pushed:
+            self._await_result(context, RingOutState.CONNECTED, RingOutWatch(ringout_id))
+        return ringout_id
 
     # --- outcomes ------------------------------------------------------------------------------------
 
@@ -268,7 +327,90 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         self._remember(context, state)
         if state is RingOutState.UNKNOWN:
             self._hold(context, "its session vanished before it was seen connected or failing", watch.ringout_id)
+        if self.wait_for_result and state in (RingOutState.CONNECTED, RingOutState.FAILED):
+            self._await_result(context, state, watch)
         super()._finish(state, watch, context)
+
+    # --- the call's result (wait_for_result) ---------------------------------------------------------
+
+    def _await_result(self, context: Context, state: RingOutState | None, watch: RingOutWatch) -> None:
+        """
+        Wait for the call's record and push XCom ``call_result``; deferrable, in the triggerer (the task resumes
+        in :meth:`execute_result_complete`, which ends the call's wait as ``state`` says: a failed call fails).
+
+        :param state: how the call's own wait ended (connected, failed), or None when it was not waited on.
+        :raises RingOutCallResultError: no record in time, two records could be the call, or the look-ups failed.
+        """
+        placed = self._placed_call(context, watch.ringout_id)
+        if placed is None:
+            raise RingOutCallResultError(
+                f"The result of RingOut {watch.ringout_id} cannot be looked up: when it was placed is not known "
+                "(neither this try, its XCom 'ringout' nor the task's state store says).",
+                ringout_id=watch.ringout_id,
+            )
+        try:
+            if self.deferrable:  # one look first: a record already written is read here, without a deferral
+                result = look_up(self.hook, placed)
+            else:
+                result = wait_for_result(
+                    self.hook, placed, timeout=self.result_timeout, poll_interval=self.result_poll_interval
+                )
+        except RingOutCallResultError:
+            raise
+        except Exception as exc:  # a look-up failing for good: never retried, a retry must not dial again
+            raise RingOutCallResultError(
+                f"Reading the result of RingOut {placed.id} failed: {exc}", ringout_id=placed.id
+            ) from exc
+        if result is not None:
+            context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
+            self._result_pushed = True
+            log_result(self.log, placed.id, result)
+            return
+        from airflow_provider_ringout.triggers.call_result import defer_result_wait
+
+        defer_result_wait(  # not there yet (deferrable): the triggerer waits, the task resumes in execute_result_complete
+            self,
+            placed,
+            wait=self.result_timeout,
+            poll_interval=self.result_poll_interval,
+            hard_end=self._hard_end(context),
+            method_name="execute_result_complete",
+            carry={"call_state": state.value if state else None, "watch": watch.to_dict()},
+        )
+
+    def _placed_call(self, context: Context, ringout_id: str) -> PlacedRingOut | None:
+        """
+        The call as placed: this try's, else as the try that placed it pushed it (XCom ``ringout``; a task
+        resumed after a deferral is a new process), else as remembered for a retry (``task_state_store``).
+        """
+        if self._placed is None or self._placed.id != ringout_id:
+            ti, store = context["ti"], context.get("task_state_store")
+            pull = getattr(ti, "xcom_pull", None)
+            saved = pull(task_ids=ti.task_id, key=RINGOUT_XCOM, map_indexes=ti.map_index) if pull else None
+            if not isinstance(saved, dict) and store is not None:
+                saved = store.get(PLACED_KEY)
+            self._placed = placed_ringout(saved) if isinstance(saved, dict) else None
+        return self._placed if self._placed is not None and self._placed.id == ringout_id else None
+
+    def execute_result_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """
+        Resume after the result trigger: push XCom ``call_result``, then end as the call's own wait ended (its
+        state and watch come back in the event's ``carry``: a failed call fails the task).
+
+        :param event: the result trigger's event.
+        :return: the RingOut id.
+        :raises RingOutCallResultError: no record in time, two records could be the call, or the look-ups failed.
+        """
+        resumed = CallResultEvent.decode(event)
+        result = resumed.outcome(f"{self.result_timeout:g} s")
+        context["ti"].xcom_push(key=CALL_RESULT_XCOM, value=result)
+        self._result_pushed = True
+        log_result(self.log, resumed.ringout.id, result)
+        carry = resumed.carry or {}
+        if carry.get("call_state") and isinstance(carry.get("watch"), dict):
+            watch = RingOutWatch.from_dict(carry["watch"])
+            RingCentralTaskMixin._finish(self, RingOutState(carry["call_state"]), watch, context)
+        return resumed.ringout.id
 
     def _time_out(
         self,
@@ -300,13 +442,20 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
     def _check_once_then_defer(self, watch: RingOutWatch, context: Context) -> None:
         if self._read(watch, context).is_final:  # it connected (failed or unknown raised)
             return
-        hard_end = None
-        if self.execution_timeout is not None:  # Airflow fails the task at its end, deferred or not
-            started = getattr(context["ti"], "start_date", None)
-            hard_end = (started.timestamp() if started else time.time()) + self.execution_timeout.total_seconds()
         self._defer_wait(
-            watch, wait=self.wait_timeout, poll_interval=self.poll_interval, hard_end=hard_end, say_waited=True
+            watch,
+            wait=self.wait_timeout,
+            poll_interval=self.poll_interval,
+            hard_end=self._hard_end(context),
+            say_waited=True,
         )
+
+    def _hard_end(self, context: Context) -> float | None:
+        """When Airflow fails the task at the latest (its ``execution_timeout``, deferred or not); None if never."""
+        if self.execution_timeout is None:
+            return None
+        started = getattr(context["ti"], "start_date", None)
+        return (started.timestamp() if started else time.time()) + self.execution_timeout.total_seconds()
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's own timeout beat the trigger: stop a still-pending call, then fail as Airflow does."""

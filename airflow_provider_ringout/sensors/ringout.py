@@ -64,7 +64,49 @@ def first_poke_time(context: Context, timeout: float) -> datetime:
     return run_start or now - timedelta(seconds=timeout)
 
 
-class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
+class ReschedulePokes:
+    """
+    A rescheduled sensor's pokes, decided here rather than in Airflow's sensor loop (shared by this module's sensor
+    and RingOutCallResultSensor): it subtracts the raw first reschedule date and breaks on a core that hands over a
+    string (3.0's ``dags test``). The sensor's ``poke`` decides the timeout (:meth:`_last_poke_before_timeout`).
+    """
+
+    timeout: Any
+    poke_interval: Any
+    _first_poke: datetime | None = None
+    poke: Any  # the sensor's
+    _get_next_poke_interval: Any  # BaseSensorOperator's
+
+    def _elapsed(self, context: Context) -> float:
+        """Seconds since the rescheduled sensor first poked (asked once per poke: each poke is a new process)."""
+        if self._first_poke is None:
+            self._first_poke = first_poke_time(context, float(self.timeout))
+        return (datetime.now(UTC) - self._first_poke).total_seconds()
+
+    def _last_poke_before_timeout(self, context: Context) -> bool:
+        """Whether the next reschedule would land after ``timeout``."""
+        return self._elapsed(context) + float(self.poke_interval) >= float(self.timeout)
+
+    def _poke_then_reschedule(self, context: Context) -> Any:
+        """
+        One reschedule-mode poke; pending, the task is rescheduled ``poke_interval`` later.
+
+        :return: what the poke returned once it is done (``PokeReturnValue``, or True).
+        """
+        try:
+            from airflow.sdk.exceptions import AirflowRescheduleException
+        except ImportError:  # older Airflow 3 cores
+            from airflow.exceptions import AirflowRescheduleException
+
+        if done := self.poke(context):
+            return done
+        self._elapsed(context)  # the first poke's time, normalised (already known unless the poke had no need)
+        # Airflow's own interval rule (poke_interval, or exponential_backoff capped by timeout and max_wait).
+        interval = self._get_next_poke_interval(self._first_poke, lambda: self._elapsed(context), 1)
+        raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=float(interval)))
+
+
+class RingOutSensor(ReschedulePokes, RingCentralTaskMixin, BaseSensorOperator):
     """
     Wait until the RingOut ``ringout_id`` connects; fail at once if it fails.
 
@@ -129,42 +171,14 @@ class RingOutSensor(RingCentralTaskMixin, BaseSensorOperator):
             self._time_out(watch)
         return False
 
-    def _elapsed(self, context: Context) -> float:
-        """Seconds since the rescheduled sensor first poked (asked once per poke: each poke is a new process)."""
-        if self._first_poke is None:
-            self._first_poke = first_poke_time(context, float(self.timeout))
-        return (datetime.now(UTC) - self._first_poke).total_seconds()
-
-    def _last_poke_before_timeout(self, context: Context) -> bool:
-        """Whether the next reschedule would land after ``timeout``."""
-        return self._elapsed(context) + float(self.poke_interval) >= float(self.timeout)
-
-    def _poke_then_reschedule(self, context: Context) -> None:
-        """
-        One reschedule-mode poke; pending, the task is rescheduled ``poke_interval`` later.
-
-        Decided here rather than in Airflow's sensor loop, which subtracts the raw first reschedule date and
-        breaks on a core that hands over a string (3.0's ``dags test``). The timeout is decided by ``poke``.
-        """
-        try:
-            from airflow.sdk.exceptions import AirflowRescheduleException
-        except ImportError:  # older Airflow 3 cores
-            from airflow.exceptions import AirflowRescheduleException
-
-        if self.poke(context):
-            return
-        self._elapsed(context)  # the first poke's time, normalised (already known unless the poke had no need)
-        # Airflow's own interval rule (poke_interval, or exponential_backoff capped by timeout and max_wait).
-        interval = self._get_next_poke_interval(self._first_poke, lambda: self._elapsed(context), 1)  # type: ignore[arg-type]
-        raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=float(interval)))
-
     def execute(self, context: Context) -> Any:
         if self.deferrable:
             return self._check_once_then_defer(context)
         try:
             if self.reschedule:
                 try:
-                    return self._poke_then_reschedule(context)
+                    self._poke_then_reschedule(context)
+                    return None
                 except (AirflowSensorTimeout, AirflowFailException) as exc:  # as Airflow's sensor loop does
                     if self.soft_fail:
                         raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc

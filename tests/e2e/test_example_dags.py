@@ -55,6 +55,7 @@ EXAMPLE_DAG_IDS = (
     "example_ringout_sensor",
     "example_ringout_mapped",
     "example_ringout_taskflow",
+    "example_ringout_call_results",
 )
 
 
@@ -498,6 +499,31 @@ def test_mapped_calls_and_summary(airflow_home: Path, emulator: RingCentralEmula
 
 
 # --- example 4: TaskFlow, .output and RingOutCancelOperator -------------------------------------------
+
+
+def test_example_call_results(airflow_home: Path, emulator: RingCentralEmulator) -> None:
+    numbers = ["+14155550121", "+14155550122"]
+    emulator.script(numbers[0], CallScript(outcome=Outcome.ANSWERED, after=0.3, talk=0.5))
+    emulator.script(numbers[1], CallScript(outcome=Outcome.BUSY, after=0.3, linger=30))
+
+    run = dags_test(
+        airflow_home,
+        emulator,
+        "example_ringout_call_results",
+        conf={"to_numbers": numbers},
+        env={
+            "RINGOUT_EXAMPLE_RESULT_POLL_INTERVAL": "0.3",
+            "RINGOUT_EXAMPLE_RESULT_TIMEOUT": "60",
+            "AIRFLOW__RINGCENTRAL__CALL_LOG_INTERVAL": "1",
+        },
+    )
+
+    assert [run.state("call", i) for i in range(2)] == ["success", "failed"], run
+    assert run.state("report") == "success", run
+    report = run.xcom("report")
+    assert [entry["call_result"]["result"] for entry in report] == ["Call connected", "Busy"], report
+    assert report[0]["call_result"]["answered_by"] == "person"
+    assert run.xcom("call", map_index=0) == run.xcom("call", "ringout_id", map_index=0)  # the id, as before
 
 
 def test_taskflow_cancels_an_unanswered_call(airflow_home: Path, emulator: RingCentralEmulator) -> None:

@@ -26,6 +26,7 @@ from airflow_provider_ringout.exceptions import (
 from airflow_provider_ringout.operators.ringout import RingOutOperator
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from airflow_provider_ringout.triggers.call_result import RingOutCallResultTrigger
+from airflow_provider_ringout.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.task_context import finish_deferral, task_context
 
 pytestmark = pytest.mark.timeout(60)
@@ -120,6 +121,11 @@ def test_connected_call_pushes_its_result(emulator: RingCentralEmulator, deferra
     assert emulator.count(kind="ring-out-create") == 1
 
 
+needs_task_state_store = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="a retry reconnects to its call only with task_state_store (Airflow 3.3+)"
+)
+
+
 class StateStoreDouble(dict):  # type: ignore[type-arg]
     """Airflow 3.3's task_state_store, as far as the operator uses it."""
 
@@ -130,6 +136,7 @@ class StateStoreDouble(dict):  # type: ignore[type-arg]
         self.pop(key, None)
 
 
+@needs_task_state_store
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
 def test_retry_that_finds_its_call_connected_still_waits_for_the_result(
     emulator: RingCentralEmulator, deferrable: bool
@@ -149,6 +156,7 @@ def test_retry_that_finds_its_call_connected_still_waits_for_the_result(
     assert retry["ti"].xcoms["call_result"]["result"] == "Call connected"
 
 
+@needs_task_state_store
 def test_a_record_already_written_is_read_without_deferring(emulator: RingCentralEmulator) -> None:
     """Deferrable: one look before deferring, so a record already there never costs a deferral (nor a trigger
     that fires at once, racing the scheduler's handling of the deferral)."""

@@ -71,6 +71,11 @@ class RingOutStatus:
     caller_status: str | None = None
     callee_status: str | None = None
 
+    @property
+    def ongoing(self) -> bool:
+        """Whether the call is still going on: its legs ringing (pending) or both up (``callStatus`` Success)."""
+        return self.state is RingOutState.PENDING or (self.call_status or "").lower() == "success"
+
     def describe(self) -> str:
         """The three statuses in one short phrase, for logs and failure messages."""
         if self.state is RingOutState.GONE and self.call_status is None:

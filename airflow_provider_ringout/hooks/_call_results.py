@@ -38,6 +38,7 @@ from airflow_provider_ringout.state.config import configured_call_log_interval
 
 if TYPE_CHECKING:
     from airflow_provider_ringout.state.calllog import CallLogStore, Snapshot
+    from airflow_provider_ringout.status import RingOutStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,13 @@ class CallResults(HookCore):
     """The call-log look-ups of one hook (see the module docstring); sync, and async for triggers."""
 
     _call_log_interval: float | None = None
+
+    if TYPE_CHECKING:  # RingOutCalls's, beside this class in RingCentralHook
+
+        def get_status(self, ringout_id: str) -> RingOutStatus: ...
+
+        async def aget_status(self, ringout_id: str) -> RingOutStatus: ...
+
     #: Seconds a reader holds the lease at most; a reader that died is replaced after this.
     call_log_lease: float = CALL_LOG_LEASE
 
@@ -78,7 +86,8 @@ class CallResults(HookCore):
         (RingCentral writes it 15-30 s after the call ends).
 
         No id links a RingOut to its record: it is matched by the RingOut leg types, both numbers and a window
-        around ``placed_at``. Looks are cheap: they read records shared by every look-up of the host (cluster with
+        around ``placed_at``; a record that fits is taken only once the RingOut's status (read once, then) says the
+        call is over, since a call still going on has no record yet. Looks are cheap: they read records shared by every look-up of the host (cluster with
         ``shared_state = redis``), synced at most every :attr:`call_log_interval` seconds by one of them.
 
         :param ringout_id: the RingOut's id (for messages; the call log does not carry it).
@@ -88,7 +97,8 @@ class CallResults(HookCore):
             the pacer first); an aware datetime, or ISO 8601 (no zone means UTC).
         :return: ``{"result", "reason", "duration", "start_time", "legs": [{"leg_type", "result", "reason",
             "duration"}], "telephony_session_id", "answered_by"}`` (see :func:`..call_result.call_result`), or None.
-        :raises RingOutCallResultAmbiguousError: two or more records could be this call; never guessed.
+        :raises RingOutCallResultAmbiguousError: two or more records could be this call, or one could while this
+            call still goes on (that one is another call's); never guessed.
         :raises RingCentralPermissionError: the app lacks ``ReadCallLog`` (raised by every look-up for a while,
             asked once).
         :raises RingCentralConfigError: a bad argument, or ``placed_at`` too old for the shared records.
@@ -108,7 +118,10 @@ class CallResults(HookCore):
                 else:
                     self._sync_done(store, owner, body)
                 seen = store.snapshot()
-        return self._result_of(seen, ringout)
+        result = self._result_of(seen, ringout)
+        if result is not None:  # one status read, once: is this call over, so that the record can be its own?
+            self._not_another_calls(ringout, self.get_status(ringout.id))
+        return result
 
     async def aget_call_result(
         self, ringout_id: str, *, from_number: str, to_number: str, placed_at: datetime | str
@@ -130,7 +143,10 @@ class CallResults(HookCore):
                 else:
                     await asyncio.to_thread(self._sync_done, store, owner, body)
                 seen = await asyncio.to_thread(store.snapshot)
-        return self._result_of(seen, ringout)
+        result = self._result_of(seen, ringout)
+        if result is not None:
+            self._not_another_calls(ringout, await self.aget_status(ringout.id))
+        return result
 
     # --- the pieces both share ---------------------------------------------------------------------------
 
@@ -196,12 +212,31 @@ class CallResults(HookCore):
             )
         match = match_call(seen.records, ringout)
         if match.outcome is MatchOutcome.AMBIGUOUS:
-            raise RingOutCallResultAmbiguousError(
-                f"The result of RingOut {ringout.id} is ambiguous: {match.candidates} call-log records could be it "
-                "(the same two numbers more than once around its placing time), and no id links a RingOut to its "
-                "record, so it is not guessed. Read the call log with RingCentralHook.request(Endpoint.CALL_LOG, ...) "
-                "to tell them apart, and space calls between the same two numbers by a minute or more.",
-                ringout_id=ringout.id,
-                candidates=match.candidates,
-            )
+            raise _ambiguous(ringout, match.candidates, "the same two numbers more than once around its placing time")
         return match.result if match.outcome is MatchOutcome.FOUND else None
+
+    @staticmethod
+    def _not_another_calls(ringout: PlacedRingOut, status: RingOutStatus) -> None:
+        """
+        A record was found, but it is this call's only if this call is over: a RingOut still ringing or talking
+        has no record yet, so the one found is another call between the same two numbers, placed moments apart
+        (this call's own record will make two). Never taken for this one.
+        """
+        if status.ongoing:
+            why = (
+                "a call between the same two numbers, placed moments apart, left a record while this one is still "
+                f"going on ({status.describe()}), and this one's will follow"
+            )
+            raise _ambiguous(ringout, 2, why)
+
+
+def _ambiguous(ringout: PlacedRingOut, candidates: int, why: str) -> RingOutCallResultAmbiguousError:
+    """The error for two call-log records that could be ``ringout``'s, saying why (never guessed)."""
+    return RingOutCallResultAmbiguousError(
+        f"The result of RingOut {ringout.id} is ambiguous: {candidates} call-log records could be it ({why}), and "
+        "no id links a RingOut to its record, so it is not guessed. Read the call log with "
+        "RingCentralHook.request(Endpoint.CALL_LOG, ...) to tell them apart, and space calls between the same two "
+        "numbers by a minute or more.",
+        ringout_id=ringout.id,
+        candidates=candidates,
+    )

@@ -139,6 +139,29 @@ def test_two_calls_between_the_same_numbers_are_ambiguous(emu: RingCentralEmulat
     assert "not guessed" in str(caught.value) and FROM not in str(caught.value)
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_record_found_while_this_call_goes_on_is_another_calls(emu: RingCentralEmulator, mode: str) -> None:
+    """
+    Two calls between the same numbers moments apart: the first ends at once, the second talks on. The first's
+    record fits the second's window too, but a call still going on has no record yet: the second's look says
+    ambiguous (its own record will make two), never takes the first's; the first's look finds its own.
+    """
+    emu.call_log.delay = 0
+    hook = new_hook()
+    first = place(hook)
+    emu.script(TO, CallScript(outcome=Outcome.ANSWERED, after=0, talk=3600, linger=30))
+    second = place(hook)
+    wait_for(lambda: len(emu.call_log.records()) == 1, "the first call's record")
+
+    with pytest.raises(RingOutCallResultAmbiguousError, match="still going on") as caught:
+        look(hook, second, mode)
+    found = look(hook, first, mode)
+
+    assert caught.value.candidates == 2 and caught.value.ringout_id == second["ringout_id"]
+    assert found is not None and found["result"] == "Call connected"
+    assert emu.count(kind="ring-out-get") == 2  # one status read per record found, none while nothing is
+
+
 def test_arguments_are_checked_before_anything_is_read(emu: RingCentralEmulator) -> None:
     from airflow_provider_ringout.exceptions import RingCentralConfigError
 

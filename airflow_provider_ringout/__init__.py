@@ -97,6 +97,15 @@ def _config() -> dict[str, Any]:
                     "example": "30",
                     "default": "20",
                 },
+                "trigger_fire_delay": {
+                    "description": "Seconds after a deferral before a RingOut trigger may fire (its event is held "
+                    "until then). Airflow can fail a deferred task whose trigger fires before the scheduler has "
+                    "handled the deferral (apache/airflow#66374, #72716); 0 turns the hold off.",
+                    "version_added": "0.2.0",
+                    "type": "float",
+                    "example": "0",
+                    "default": "3",
+                },
                 "log_full_phone_numbers": {
                     "description": "Log phone numbers whole instead of partly masked (+1******4567).",
                     "version_added": "0.2.0",

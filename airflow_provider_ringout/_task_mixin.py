@@ -42,6 +42,7 @@ from airflow_provider_ringout._wait import (
     RingOutEventKind,
     deadlines,
     final_error,
+    fire_after,
     stop_if_pending,
 )
 from airflow_provider_ringout.exceptions import RingOutError, RingOutFailedError
@@ -161,6 +162,7 @@ class RingCentralTaskMixin:
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.cancel_on_timeout,
             hook_params=self.hook_params,
+            fire_after=fire_after(now),
         )
         self.defer(
             trigger=trigger,

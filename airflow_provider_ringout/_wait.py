@@ -8,6 +8,8 @@ How a wait on a call ends, written once for the operator, the sensor (poke, resc
 - :func:`final_error`: the error a failed call, or one whose outcome is unknown, ends the wait with.
 - :func:`timeout_message`: the words of a timeout, with what the cancel achieved (``CancelOutcome.describe``).
 - :func:`stop_if_pending`: the stop after Airflow's own timeout beat the trigger (``TRIGGER_FAIL``).
+- :func:`fire_after` and :func:`no_sooner`: a trigger fires no sooner than ``[ringcentral] trigger_fire_delay``
+  after the deferral (Airflow can fail a task whose trigger fires before the scheduler handled its deferral).
 
 It imports only ``status`` and ``exceptions``: the tasks (``_task_mixin``) and the trigger (``triggers/ringout``)
 both build on it, and neither imports the other for it.
@@ -15,8 +17,10 @@ both build on it, and neither imports the other for it.
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,11 @@ DEADLINE_SLACK = 5.0
 # The ``next_method`` Airflow resumes a deferred task with to fail it: its own deadline passed before the
 # trigger fired (a triggerer down or far behind), or the trigger crashed. ``execute_complete`` never runs then.
 TRIGGER_FAIL = "__fail__"
+# A trigger fires no sooner than this after the deferral. The worker that deferred reports "success" to the
+# executor as it exits; a trigger event handled before that report requeues the task, and Airflow's scheduler then
+# takes the late report for a task killed externally and fails it (apache/airflow#66374, #67287, #72716). On
+# Airflow 3.0 such a failure is retried, and a retry there places the call again.
+TRIGGER_FIRE_DELAY = 3.0
 
 
 def deadline_margin(poll_interval: float, wait: float) -> float:
@@ -67,6 +76,25 @@ def deadlines(now: float, *, wait: float, poll_interval: float, hard_end: float 
         airflow_end = max(hard_end, now + min(1.0, wait))
         end_time = min(end_time, airflow_end - deadline_margin(poll_interval, airflow_end - now))
     return end_time, airflow_end - now
+
+
+def fire_after(now: float) -> float | None:
+    """
+    When a trigger deferred to at ``now`` may fire at the earliest: ``[ringcentral] trigger_fire_delay`` later
+    (default :data:`TRIGGER_FIRE_DELAY`); None when that is 0.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    delay = conf.getfloat("ringcentral", "trigger_fire_delay", fallback=TRIGGER_FIRE_DELAY)
+    return now + delay if delay > 0 else None
+
+
+async def no_sooner(events: AsyncIterator[Any], not_before: float | None) -> AsyncIterator[Any]:
+    """Yield ``events`` (a trigger's), holding each until ``not_before`` (epoch seconds) if it comes earlier."""
+    async for event in events:
+        if not_before is not None and (hold := not_before - time.time()) > 0:
+            await asyncio.sleep(hold)
+        yield event
 
 
 def final_error(state: RingOutState, watch: RingOutWatch) -> RingOutFailedError | None:

@@ -21,7 +21,7 @@ from airflow_provider_ringout._result_wait import (
     ResultEventKind,
     placed_ringout,
 )
-from airflow_provider_ringout._wait import deadlines
+from airflow_provider_ringout._wait import deadlines, fire_after, no_sooner
 from airflow_provider_ringout.exceptions import RingCentralWaitEndedError, RingOutCallResultAmbiguousError
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class RingOutCallResultTrigger(BaseTrigger):
     :param poll_interval: seconds between look-ups.
     :param hook_params: keyword arguments for :class:`RingCentralHook`, as the task that deferred was given them.
     :param carry: JSON the deferring task gets back in the event (how the call's own wait ended, for the operator).
+    :param fire_after: the event is held until then (epoch seconds; ``_wait.fire_after``), or None.
     """
 
     def __init__(
@@ -54,8 +55,10 @@ class RingOutCallResultTrigger(BaseTrigger):
         poll_interval: float = RESULT_POLL_INTERVAL,
         hook_params: dict[str, Any] | None = None,
         carry: dict[str, Any] | None = None,
+        fire_after: float | None = None,
     ) -> None:
         super().__init__()
+        self.fire_after = fire_after
         self.ringout = placed_ringout(ringout)
         self.end_time = float(end_time)
         self.ringcentral_conn_id = ringcentral_conn_id
@@ -74,6 +77,8 @@ class RingOutCallResultTrigger(BaseTrigger):
             kwargs["hook_params"] = self.hook_params
         if self.carry:
             kwargs["carry"] = self.carry
+        if self.fire_after is not None:
+            kwargs["fire_after"] = self.fire_after
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _hook(self) -> RingCentralHook:
@@ -85,6 +90,10 @@ class RingOutCallResultTrigger(BaseTrigger):
         return TriggerEvent(CallResultEvent(kind, self.ringout, result, message, self.carry).payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in no_sooner(self._wait(), self.fire_after):
+            yield event
+
+    async def _wait(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_ringout.hooks._transport import within_wait
 
         hook, ringout = self._hook(), self.ringout
@@ -133,7 +142,8 @@ def defer_result_wait(
     :param wait: how long to wait for the record (seconds from now).
     :param hard_end: when Airflow must fail the task at the latest (epoch seconds), or None.
     """
-    end_time, airflow_timeout = deadlines(time.time(), wait=wait, poll_interval=poll_interval, hard_end=hard_end)
+    now = time.time()
+    end_time, airflow_timeout = deadlines(now, wait=wait, poll_interval=poll_interval, hard_end=hard_end)
     trigger = RingOutCallResultTrigger(
         ringout=ringout.as_dict(),
         end_time=end_time,
@@ -141,5 +151,6 @@ def defer_result_wait(
         ringcentral_conn_id=task.ringcentral_conn_id,
         hook_params=task.hook_params,
         carry=carry,
+        fire_after=fire_after(now),
     )
     task.defer(trigger=trigger, method_name=method_name, timeout=timedelta(seconds=airflow_timeout))

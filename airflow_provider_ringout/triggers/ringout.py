@@ -20,6 +20,7 @@ from airflow_provider_ringout._wait import (
     RingOutEvent,
     RingOutEventKind,
     deadline_margin,
+    no_sooner,
     stop_if_pending,
 )
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
@@ -59,6 +60,7 @@ class RingOutTrigger(BaseTrigger):
 
     :param hook_params: keyword arguments for :class:`RingCentralHook` (``max_attempts``, ``backoff_factor``,
         ``token_cache_dir``), as the task that deferred was given them.
+    :param fire_after: the event is held until then (epoch seconds; ``_wait.fire_after``), or None.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class RingOutTrigger(BaseTrigger):
         last_status: dict[str, Any] | None = None,
         cancel_on_timeout: bool = False,  # False for payloads serialized before it existed: the task cancels
         hook_params: dict[str, Any] | None = None,
+        fire_after: float | None = None,
     ) -> None:
         super().__init__()
+        self.fire_after = fire_after
         self.watch = RingOutWatch.from_dict(
             {"ringout_id": ringout_id, "seen_connected": seen_connected, "last_status": last_status}
         )
@@ -98,6 +102,7 @@ class RingOutTrigger(BaseTrigger):
         cancel_on_kill: bool,
         cancel_on_timeout: bool,
         hook_params: dict[str, Any] | None = None,
+        fire_after: float | None = None,
     ) -> RingOutTrigger:
         """
         The trigger that goes on with ``watch`` (its id, and what the task already saw) in the triggerer.
@@ -109,6 +114,7 @@ class RingOutTrigger(BaseTrigger):
         :param cancel_on_kill: cancel a still-pending call when the deferred task is killed.
         :param cancel_on_timeout: cancel the call at ``end_time`` before firing ``timeout``.
         :param hook_params: keyword arguments for :class:`RingCentralHook`.
+        :param fire_after: hold the event until then (epoch seconds), or None.
         :return: the trigger.
         """
         return cls(
@@ -119,6 +125,7 @@ class RingOutTrigger(BaseTrigger):
             cancel_on_kill=cancel_on_kill,
             cancel_on_timeout=cancel_on_timeout,
             hook_params=hook_params,
+            fire_after=fire_after,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -132,6 +139,8 @@ class RingOutTrigger(BaseTrigger):
         }
         if self.hook_params:  # only when given: a triggerer still on the previous release can load the rest
             kwargs["hook_params"] = self.hook_params
+        if self.fire_after is not None:
+            kwargs["fire_after"] = self.fire_after
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _hook(self) -> RingCentralHook:
@@ -143,6 +152,10 @@ class RingOutTrigger(BaseTrigger):
         return TriggerEvent(RingOutEvent(kind, self.watch, message, self.cancelled).payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in no_sooner(self._wait(), self.fire_after):
+            yield event
+
+    async def _wait(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_ringout.hooks._transport import within_wait
 
         hook = self._hook()

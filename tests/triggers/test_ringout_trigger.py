@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -327,3 +328,49 @@ def test_deadlines_serve_the_operator_and_the_sensor(
         now, wait=wait, poll_interval=poll, hard_end=None if hard_end is None else now + hard_end
     )
     assert (end_time - now, airflow_timeout) == pytest.approx(expected)
+
+
+# --- the hold after the deferral (_wait.fire_after) -----------------------------------------------------------
+
+
+def test_an_event_that_comes_early_is_held_until_fire_after(emulator: RingCentralEmulator) -> None:
+    """The call connects at once; the event still waits for ``fire_after`` (Airflow's deferral race, _wait)."""
+    ringout_id = place(emulator, Outcome.ANSWERED, after=0)
+    hold_until = time.time() + 1.5
+    trigger = RingOutTrigger(ringout_id=ringout_id, end_time=time.time() + 30, poll_interval=0.1, fire_after=hold_until)
+    assert RingOutTrigger(**trigger.serialize()[1]).fire_after == hold_until  # kept across a triggerer restart
+
+    (event,) = asyncio.run(events(trigger))
+
+    assert time.time() >= hold_until and event.payload["status"] == "connected"
+
+
+def test_the_deferral_holds_events_for_trigger_fire_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_ringout._wait import TRIGGER_FIRE_DELAY, fire_after
+
+    now = time.time()
+    assert fire_after(now) == now + TRIGGER_FIRE_DELAY == now + 3
+    monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY", "0")
+    assert fire_after(now) is None
+
+
+def test_tasks_defer_with_the_hold(emulator: RingCentralEmulator) -> None:
+    """RingOutOperator's deferral, and its result wait's, hand the triggers ``fire_after`` (3 s after deferring)."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_ringout.call_result import PlacedRingOut
+    from airflow_provider_ringout.operators.ringout import RingOutOperator
+    from airflow_provider_ringout.triggers.call_result import defer_result_wait
+    from tests.task_context import task_context
+
+    emulator.script(TO, CallScript(outcome=Outcome.NEVER_ANSWERS))
+    task = RingOutOperator(task_id="call", to_number=TO, from_number=FROM, deferrable=True)
+    before = time.time()
+    with pytest.raises(TaskDeferred) as call_wait:
+        task.execute(task_context())
+    placed = PlacedRingOut("1", FROM, TO, datetime.now(UTC))
+    with pytest.raises(TaskDeferred) as result_wait:
+        defer_result_wait(task, placed, wait=60, poll_interval=1, hard_end=None, method_name="execute_result_complete")
+
+    for deferred in (call_wait.value, result_wait.value):
+        assert before + 3 <= deferred.trigger.fire_after <= time.time() + 3

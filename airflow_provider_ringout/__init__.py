@@ -104,7 +104,7 @@ def _config() -> dict[str, Any]:
                     "version_added": "0.2.0",
                     "type": "float",
                     "example": "0",
-                    "default": "3",
+                    "default": "10",
                 },
                 "log_full_phone_numbers": {
                     "description": "Log phone numbers whole instead of partly masked (+1******4567).",

@@ -13,6 +13,9 @@ import pytest
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ringout-tests-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# In-process tests run triggers with no scheduler to race (see _wait.TRIGGER_FIRE_DELAY): no hold. Airflow run in
+# a subprocess (dags test, real services) gets its own environment, so the default hold.
+os.environ.setdefault("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY", "0")
 
 
 @pytest.fixture(autouse=True)

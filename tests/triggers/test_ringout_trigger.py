@@ -349,13 +349,15 @@ def test_the_deferral_holds_events_for_trigger_fire_delay(monkeypatch: pytest.Mo
     from airflow_provider_ringout._wait import TRIGGER_FIRE_DELAY, fire_after
 
     now = time.time()
-    assert fire_after(now) == now + TRIGGER_FIRE_DELAY == now + 3
+    monkeypatch.delenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY")  # the default (tests/conftest.py sets 0)
+    assert fire_after(now) == now + TRIGGER_FIRE_DELAY == now + 10
     monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY", "0")
     assert fire_after(now) is None
 
 
-def test_tasks_defer_with_the_hold(emulator: RingCentralEmulator) -> None:
-    """RingOutOperator's deferral, and its result wait's, hand the triggers ``fire_after`` (3 s after deferring)."""
+def test_tasks_defer_with_the_hold(emulator: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RingOutOperator's deferral, and its result wait's, hand the triggers ``fire_after`` (10 s after deferring)."""
+    monkeypatch.delenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY")  # the default
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_ringout.call_result import PlacedRingOut
@@ -373,4 +375,4 @@ def test_tasks_defer_with_the_hold(emulator: RingCentralEmulator) -> None:
         defer_result_wait(task, placed, wait=60, poll_interval=1, hard_end=None, method_name="execute_result_complete")
 
     for deferred in (call_wait.value, result_wait.value):
-        assert before + 3 <= deferred.trigger.fire_after <= time.time() + 3
+        assert before + 10 <= deferred.trigger.fire_after <= time.time() + 10

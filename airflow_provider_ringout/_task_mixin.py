@@ -162,7 +162,7 @@ class RingCentralTaskMixin:
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.cancel_on_timeout,
             hook_params=self.hook_params,
-            fire_after=fire_after(now),
+            fire_after=fire_after(now, end_time),
         )
         self.defer(
             trigger=trigger,

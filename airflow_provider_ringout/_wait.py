@@ -79,15 +79,16 @@ def deadlines(now: float, *, wait: float, poll_interval: float, hard_end: float 
     return end_time, airflow_end - now
 
 
-def fire_after(now: float) -> float | None:
+def fire_after(now: float, end_time: float) -> float | None:
     """
     When a trigger deferred to at ``now`` may fire at the earliest: ``[ringcentral] trigger_fire_delay`` later
-    (default :data:`TRIGGER_FIRE_DELAY`); None when that is 0.
+    (default :data:`TRIGGER_FIRE_DELAY`), but never after its own deadline ``end_time`` (its timeout must still
+    come before Airflow's); None when the delay is 0.
     """
     from airflow.providers.common.compat.sdk import conf
 
     delay = conf.getfloat("ringcentral", "trigger_fire_delay", fallback=TRIGGER_FIRE_DELAY)
-    return now + delay if delay > 0 else None
+    return min(now + delay, end_time) if delay > 0 else None
 
 
 async def no_sooner(events: AsyncIterator[Any], not_before: float | None) -> AsyncIterator[Any]:

@@ -213,7 +213,11 @@ class CallResults(HookCore):
         match = match_call(seen.records, ringout)
         if match.outcome is MatchOutcome.AMBIGUOUS:
             raise _ambiguous(ringout, match.candidates, "the same two numbers more than once around its placing time")
-        return match.result if match.outcome is MatchOutcome.FOUND else None
+        if match.outcome is not MatchOutcome.FOUND:
+            return None
+        if seen.synced_at < ringout.placed_at.timestamp():
+            return None  # synced before this call was placed: the record is another call's; a later sync decides
+        return match.result
 
     @staticmethod
     def _not_another_calls(ringout: PlacedRingOut, status: RingOutStatus) -> None:

@@ -151,6 +151,6 @@ def defer_result_wait(
         ringcentral_conn_id=task.ringcentral_conn_id,
         hook_params=task.hook_params,
         carry=carry,
-        fire_after=fire_after(now),
+        fire_after=fire_after(now, end_time),
     )
     task.defer(trigger=trigger, method_name=method_name, timeout=timedelta(seconds=airflow_timeout))

@@ -162,6 +162,27 @@ def test_a_record_found_while_this_call_goes_on_is_another_calls(emu: RingCentra
     assert emu.count(kind="ring-out-get") == 2  # one status read per record found, none while nothing is
 
 
+def test_a_record_synced_before_this_call_was_placed_is_not_taken(emu: RingCentralEmulator) -> None:
+    """
+    Another call between the same numbers, synced before this one was placed: the lone record that fits is not
+    this call's (records come after a call ends). The look answers "not yet"; a sync after the placing sees both
+    records: ambiguous. Never the other call's result.
+    """
+    emu.call_log.delay = 0
+    hook = new_hook(interval=3600)
+    earlier = place(hook)
+    wait_for(lambda: len(emu.call_log.records()) == 1, "the earlier call's record")
+    assert look(hook, earlier) is not None  # synced now, with one record
+    this = place(hook)
+    wait_for(lambda: len(emu.call_log.records()) == 2, "this call's record")
+
+    assert look(hook, this) is None  # the shared records were synced before it was placed
+
+    hook.call_log_interval = 0.001  # the next look syncs
+    with pytest.raises(RingOutCallResultAmbiguousError):
+        wait_for(lambda: look(hook, this), "a sync after the placing")
+
+
 def test_arguments_are_checked_before_anything_is_read(emu: RingCentralEmulator) -> None:
     from airflow_provider_ringout.exceptions import RingCentralConfigError
 

@@ -350,9 +350,10 @@ def test_the_deferral_holds_events_for_trigger_fire_delay(monkeypatch: pytest.Mo
 
     now = time.time()
     monkeypatch.delenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY")  # the default (tests/conftest.py sets 0)
-    assert fire_after(now) == now + TRIGGER_FIRE_DELAY == now + 10
+    assert fire_after(now, now + 60) == now + TRIGGER_FIRE_DELAY == now + 10
+    assert fire_after(now, now + 6) == now + 6  # never past the trigger's own deadline (its timeout comes first)
     monkeypatch.setenv("AIRFLOW__RINGCENTRAL__TRIGGER_FIRE_DELAY", "0")
-    assert fire_after(now) is None
+    assert fire_after(now, now + 60) is None
 
 
 def test_tasks_defer_with_the_hold(emulator: RingCentralEmulator, monkeypatch: pytest.MonkeyPatch) -> None:

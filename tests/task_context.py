@@ -31,6 +31,16 @@ class TaskInstanceDouble:
         return self.first_reschedule_date
 
 
+class StateStoreDouble(dict):  # type: ignore[type-arg]
+    """Airflow 3.3's task_state_store, as far as the operator uses it."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
 def task_context(ti: TaskInstanceDouble | None = None) -> dict[str, Any]:
     """A context with the task instance under both of the names Airflow gives it."""
     ti = ti or TaskInstanceDouble()

@@ -27,7 +27,7 @@ from airflow_provider_ringout.operators.ringout import RingOutOperator
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from airflow_provider_ringout.triggers.call_result import RingOutCallResultTrigger
 from airflow_provider_ringout.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.task_context import finish_deferral, task_context
+from tests.task_context import StateStoreDouble, finish_deferral, task_context
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -124,16 +124,6 @@ def test_connected_call_pushes_its_result(emulator: RingCentralEmulator, deferra
 needs_task_state_store = pytest.mark.skipif(
     not AIRFLOW_V_3_3_PLUS, reason="a retry reconnects to its call only with task_state_store (Airflow 3.3+)"
 )
-
-
-class StateStoreDouble(dict):  # type: ignore[type-arg]
-    """Airflow 3.3's task_state_store, as far as the operator uses it."""
-
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def delete(self, key: str) -> None:
-        self.pop(key, None)
 
 
 @needs_task_state_store

@@ -21,7 +21,7 @@ from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 from airflow_provider_ringout.operators.ringout import RingOutOperator
 from airflow_provider_ringout.sensors.ringout import RingOutSensor
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
-from tests.task_context import TaskInstanceDouble, finish_deferral, task_context
+from tests.task_context import StateStoreDouble, TaskInstanceDouble, finish_deferral, task_context
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,16 +29,6 @@ TO, FROM = "+14155550199", "+14155550100"
 FAST = {"max_attempts": 2, "backoff_factor": 0}
 CANCELLED = "it was cancelled and stopped"
 LEFT = "left to the task's retry"
-
-
-class StateStoreDouble(dict):  # type: ignore[type-arg]
-    """Airflow 3.3's task_state_store, as far as the operator uses it."""
-
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def delete(self, key: str) -> None:
-        self.pop(key, None)
 
 
 @pytest.fixture

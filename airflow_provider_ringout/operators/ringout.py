@@ -264,8 +264,8 @@ class RingOutOperator(RingCentralTaskMixin, ResumableJobMixin, BaseOperator):
         ringout_id = str(external_id)
         context["ti"].xcom_push(key="ringout_id", value=ringout_id)  # a retry starts with its XComs cleared
         store = context.get("task_state_store")
-        if store is not None and isinstance(store.get(PLACED_KEY), dict):
-            self._placed = placed_ringout(store.get(PLACED_KEY))
+        if store is not None and isinstance(placed := store.get(PLACED_KEY), dict):
+            self._placed = placed_ringout(placed)
             self._push_placed(context, remember=False)
         remembered = store.get(OUTCOME_KEY) if store is not None else None
         if remembered in (RingOutState.CONNECTED.value, RingOutState.FAILED.value):

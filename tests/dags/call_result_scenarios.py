@@ -37,22 +37,30 @@ for mode in ("blocking", "deferrable"):
         RingOutOperator(task_id="placed_only", to_number=CONNECTED, from_number=OTHER_FROM, wait_for_connection=False)
 
     with DAG(f"result_errors_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]):
-        first = RingOutOperator(task_id="first", to_number=AMBIGUOUS, from_number=FROM, wait_for_connection=False)
-        first >> RingOutOperator(
-            task_id="second",
-            to_number=AMBIGUOUS,
-            from_number=FROM,
-            wait_for_result=True,
-            deferrable=mode == "deferrable",
-            **FAST,
-        )
-        RingOutOperator(
+        late = RingOutOperator(
             task_id="late",
             to_number=LATE,
             from_number=FROM,
             wait_for_result=True,
             deferrable=mode == "deferrable",
             **{**FAST, "result_timeout": 2},
+        )
+        # late runs before the two AMBIGUOUS calls, never between them: they must be placed within the matcher's
+        # 10 s window of each other, and late's deferred wait (held after its deferral) can take longer than that.
+        first = RingOutOperator(
+            task_id="first",
+            to_number=AMBIGUOUS,
+            from_number=FROM,
+            wait_for_connection=False,
+            trigger_rule="all_done",
+        )
+        late >> first >> RingOutOperator(
+            task_id="second",
+            to_number=AMBIGUOUS,
+            from_number=FROM,
+            wait_for_result=True,
+            deferrable=mode == "deferrable",
+            **FAST,
         )
 
 for mode in ("poke", "reschedule", "deferrable", "native"):

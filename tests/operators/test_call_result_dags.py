@@ -8,7 +8,6 @@ ambiguous errors, and ``.expand()`` with results.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +22,6 @@ from tests.dags.call_result_scenarios import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-DAGS = Path(__file__).resolve().parent.parent / "dags"
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    return AirflowHome(tmp_path_factory.mktemp("airflow-home"), DAGS)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +20,7 @@ from tests.airflow_runner import AirflowHome, DagRunResult
 from tests.dags.ringout_scenarios import NO_REDIAL, NO_REDIAL_POLL
 
 pytestmark = pytest.mark.e2e
-DAGS = Path(__file__).resolve().parent.parent / "dags"
 CLEAR_TO_CALL = "Clear the task to place a new call deliberately."
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    return AirflowHome(tmp_path_factory.mktemp("airflow-home"), DAGS)
 
 
 @pytest.fixture

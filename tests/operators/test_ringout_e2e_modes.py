@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +12,6 @@ from tests.airflow_runner import AirflowHome, DagRunResult
 from tests.dags.ringout_scenarios import SCENARIOS, SENSOR_SCENARIOS, VANISH_AFTER_READS
 
 pytestmark = pytest.mark.e2e
-DAGS = Path(__file__).resolve().parent.parent / "dags"
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    return AirflowHome(tmp_path_factory.mktemp("airflow-home"), DAGS)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 from airflow_provider_ringout._process import process_cache
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from airflow_provider_ringout.state.files import StateDir
 
@@ -147,10 +147,7 @@ class RatePacer:
         fast = self.reserve_nowait(group)
         if fast is not None:
             return fast
-        with self.state.locked(self.name):
-            data = self._load()
-            now = time.time()
-            entry = data[group] = self._entry(data, group, now)
+        with self._locked_entry(group) as (data, entry, now):
             wait = self._wait(group, entry, now)
             if wait > 0:
                 # Said in the shared state, so a low-priority send (reserve_idle) leaves the next slot to this one
@@ -174,10 +171,7 @@ class RatePacer:
         fast = self.reserve_nowait(group)
         if fast is not None:
             return fast
-        with self.state.locked(self.name):
-            data = self._load()
-            now = time.time()
-            entry = data[group] = self._entry(data, group, now)
+        with self._locked_entry(group) as (data, entry, now):
             sent = entry.get("sent") or [0.0]
             wait = max(self._wait(group, entry, now), entry.get("wanted_until", 0.0) - now, sent[-1] + QUIET - now)
             if wait > 0:
@@ -185,6 +179,15 @@ class RatePacer:
             self._record_send(entry, now)
             self._save(data)
             return 0.0
+
+    @contextlib.contextmanager
+    def _locked_entry(self, group: str) -> Iterator[tuple[dict[str, Any], dict[str, Any], float]]:
+        """Under the host lock: the pacer's state, ``group``'s entry in it (pruned to now), and now."""
+        with self.state.locked(self.name):
+            data = self._load()
+            now = time.time()
+            entry = data[group] = self._entry(data, group, now)
+            yield data, entry, now
 
     def _wait(self, group: str, entry: Mapping[str, Any], now: float) -> float:
         """Seconds until ``group`` has a free slot (0: one is free now): a block, or a full window."""
@@ -211,16 +214,11 @@ class RatePacer:
         if penalty is None and limit is None:
             entry = self._entry(self._peek(), group, time.time())
             if not entry.get("unlimited") and not entry.get("limit"):
-                with self.state.locked(self.name):
-                    data = self._load()
-                    entry = data[group] = self._entry(data, group, time.time())
+                with self._locked_entry(group) as (data, entry, _):
                     entry["unlimited"] = True
                     self._save(data)
             return
-        with self.state.locked(self.name):
-            data = self._load()
-            now = time.time()
-            entry = data[group] = self._entry(data, group, now)
+        with self._locked_entry(group) as (data, entry, now):
             with contextlib.suppress(ValueError):
                 if limit is not None and int(limit) > 0:
                     entry["limit"] = int(limit)

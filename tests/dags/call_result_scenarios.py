@@ -54,13 +54,17 @@ for mode in ("blocking", "deferrable"):
             wait_for_connection=False,
             trigger_rule="all_done",
         )
-        late >> first >> RingOutOperator(
-            task_id="second",
-            to_number=AMBIGUOUS,
-            from_number=FROM,
-            wait_for_result=True,
-            deferrable=mode == "deferrable",
-            **FAST,
+        (
+            late
+            >> first
+            >> RingOutOperator(
+                task_id="second",
+                to_number=AMBIGUOUS,
+                from_number=FROM,
+                wait_for_result=True,
+                deferrable=mode == "deferrable",
+                **FAST,
+            )
         )
 
 for mode in ("poke", "reschedule", "deferrable", "native"):

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ringout._params import check_hook_params, seconds
 from airflow_provider_ringout._result_wait import (
@@ -21,17 +21,17 @@ from airflow_provider_ringout._result_wait import (
     ResultEventKind,
     placed_ringout,
 )
-from airflow_provider_ringout._wait import deadlines, fire_after, no_sooner
+from airflow_provider_ringout._wait import deadlines, fire_after
 from airflow_provider_ringout.exceptions import RingCentralWaitEndedError, RingOutCallResultAmbiguousError
+from airflow_provider_ringout.triggers._base import HeldWaitTrigger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from airflow_provider_ringout.call_result import PlacedRingOut
-    from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
 
 
-class RingOutCallResultTrigger(BaseTrigger):
+class RingOutCallResultTrigger(HeldWaitTrigger):
     """
     Look a call's record up (``aget_call_result``) until it appears, two records fit, or ``end_time`` passes.
 
@@ -73,25 +73,12 @@ class RingOutCallResultTrigger(BaseTrigger):
             "ringcentral_conn_id": self.ringcentral_conn_id,
             "poll_interval": self.poll_interval,
         }
-        if self.hook_params:
-            kwargs["hook_params"] = self.hook_params
         if self.carry:
             kwargs["carry"] = self.carry
-        if self.fire_after is not None:
-            kwargs["fire_after"] = self.fire_after
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
-
-    def _hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+        return self._serialized(kwargs)
 
     def _event(self, kind: ResultEventKind, result: dict[str, Any] | None = None, message: str = "") -> TriggerEvent:
         return TriggerEvent(CallResultEvent(kind, self.ringout, result, message, self.carry).payload())
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in no_sooner(self._wait(), self.fire_after):
-            yield event
 
     async def _wait(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_ringout.hooks._transport import within_wait

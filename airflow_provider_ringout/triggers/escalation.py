@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ringout._task_mixin import check_hook_params, seconds
 from airflow_provider_ringout.escalation import (
@@ -54,6 +54,7 @@ from airflow_provider_ringout.exceptions import RingOutError
 from airflow_provider_ringout.phone import mask_phone_number
 from airflow_provider_ringout.state.progress import load_progress, save_progress
 from airflow_provider_ringout.status import RingOutState, RingOutWatch, classify
+from airflow_provider_ringout.triggers._base import RingCentralTrigger
 from airflow_provider_ringout.triggers.ringout import CANCEL_TIMEOUT
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class EscalationEvent:
         return cls(progress)
 
 
-class RingOutEscalationTrigger(BaseTrigger):
+class RingOutEscalationTrigger(RingCentralTrigger):
     """
     Ring ``numbers`` in order (press-1 prompt, connected to ``connect_to``) until one acknowledges, ``rounds`` times.
 
@@ -136,7 +137,7 @@ class RingOutEscalationTrigger(BaseTrigger):
         self._unsaved_warned = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {
+        return self._classpath(), {
             "numbers": list(self.numbers),
             "connect_to": self.connect_to,
             "per_number_timeout": self.per_number_timeout,
@@ -147,11 +148,6 @@ class RingOutEscalationTrigger(BaseTrigger):
             "ringcentral_conn_id": self.ringcentral_conn_id,
             "hook_params": self.hook_params,
         }
-
-    def _hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
 
     # --- saved progress --------------------------------------------------------------------------------
 

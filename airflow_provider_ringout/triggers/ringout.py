@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ringout._params import check_hook_params, seconds
 from airflow_provider_ringout._wait import (
@@ -20,10 +20,10 @@ from airflow_provider_ringout._wait import (
     RingOutEvent,
     RingOutEventKind,
     deadline_margin,
-    no_sooner,
     stop_if_pending,
 )
 from airflow_provider_ringout.status import CancelOutcome, RingOutState, RingOutWatch
+from airflow_provider_ringout.triggers._base import HeldWaitTrigger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,7 +45,7 @@ __all__ = [  # the event, the deadlines and the stop after Airflow's timeout are
 ]
 
 
-class RingOutTrigger(BaseTrigger):
+class RingOutTrigger(HeldWaitTrigger):
     """
     Poll a RingOut until it connects, fails, or ``end_time`` (wall clock, epoch seconds) passes.
 
@@ -137,23 +137,10 @@ class RingOutTrigger(BaseTrigger):
             "cancel_on_kill": self.cancel_on_kill,
             "cancel_on_timeout": self.cancel_on_timeout,
         }
-        if self.hook_params:  # only when given: a triggerer still on the previous release can load the rest
-            kwargs["hook_params"] = self.hook_params
-        if self.fire_after is not None:
-            kwargs["fire_after"] = self.fire_after
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
-
-    def _hook(self) -> RingCentralHook:
-        from airflow_provider_ringout.hooks.ringcentral import RingCentralHook
-
-        return RingCentralHook(ringcentral_conn_id=self.ringcentral_conn_id, **(self.hook_params or {}))
+        return self._serialized(kwargs)
 
     def _event(self, kind: RingOutEventKind, message: str) -> TriggerEvent:
         return TriggerEvent(RingOutEvent(kind, self.watch, message, self.cancelled).payload())
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in no_sooner(self._wait(), self.fire_after):
-            yield event
 
     async def _wait(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_ringout.hooks._transport import within_wait

@@ -9,7 +9,6 @@ that says so; a call seen busy is retried and dialled again.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ import pytest
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.airflow_runner import AirflowHome, DagRunResult
 from tests.dags.ringout_scenarios import NO_REDIAL, NO_REDIAL_POLL
+from tests.strike import status_reads, strike_when
 
 pytestmark = pytest.mark.e2e
 CLEAR_TO_CALL = "Clear the task to place a new call deliberately."
@@ -48,21 +48,12 @@ def run(airflow_home: AirflowHome, emulator: RingCentralEmulator, dag_id: str) -
     return result
 
 
-def connect_and_vanish_after_reads(emulator: RingCentralEmulator, reads: int) -> threading.Thread:
-    """After ``reads`` status reads saw the call pending, it connects and its session is gone before the next."""
-
-    def strike() -> None:
-        deadline = time.monotonic() + 120
-        while emulator.count(kind="ring-out-get") < reads and time.monotonic() < deadline:
-            time.sleep(0.02)
-        (ringout_id,) = emulator.sessions
-        emulator.set_status(ringout_id, "Success", "Success", "Success")
-        time.sleep(NO_REDIAL_POLL / 4)
-        emulator.restart()  # the session is forgotten: the next read gets 404
-
-    striker = threading.Thread(target=strike, daemon=True)
-    striker.start()
-    return striker
+def connect_then_vanish(emulator: RingCentralEmulator) -> None:
+    """The call connects, and its session is gone before the next read (a read a poll later gets 404)."""
+    (ringout_id,) = emulator.sessions
+    emulator.set_status(ringout_id, "Success", "Success", "Success")
+    time.sleep(NO_REDIAL_POLL / 4)
+    emulator.restart()  # the session is forgotten
 
 
 @pytest.mark.parametrize("mode", ["blocking", "deferrable"])
@@ -72,13 +63,12 @@ def test_call_that_connected_and_vanished_between_reads_is_not_dialled_again(
     number = NO_REDIAL["vanished"]
     if mode == "blocking":  # answered at 0.5 s, gone at 1.5 s; read at 0 s and 3 s
         emulator.script(number, CallScript(outcome=Outcome.ANSWERED, after=0.5, talk=0.5, linger=0.5))
-        striker = None
+        result = run(airflow_home, emulator, f"no_redial_vanished_{mode}")
     else:  # the operator reads once and defers; the trigger's first read must see it pending too
         emulator.script(number, CallScript(outcome=Outcome.NEVER_ANSWERS))
-        striker = connect_and_vanish_after_reads(emulator, 2)
-    result = run(airflow_home, emulator, f"no_redial_vanished_{mode}")
-    if striker:
-        striker.join()
+        with strike_when(status_reads(emulator, 2), lambda: connect_then_vanish(emulator)) as strike:
+            result = run(airflow_home, emulator, f"no_redial_vanished_{mode}")
+        assert strike.struck.is_set(), result.output[-3000:]
     assert result.states["call"] == "failed", result.output[-3000:]
     assert tries(airflow_home, f"no_redial_vanished_{mode}") == 1  # Airflow did not retry it
     assert posts(emulator, number) == 1, result.output[-3000:]

@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_ringout.testing import CallScript, Outcome, RingCentralEmulator
 from tests.airflow_runner import AirflowHome, DagRunResult
 from tests.dags.ringout_scenarios import SCENARIOS, SENSOR_SCENARIOS, VANISH_AFTER_READS
+from tests.strike import status_reads, strike_when
 
 pytestmark = pytest.mark.e2e
 
@@ -135,15 +136,9 @@ FAILING_FAULTS = {"jwt_revoked", "restart"}
 def test_faults_in_the_middle_of_a_wait(
     airflow_home: AirflowHome, emulator: RingCentralEmulator, mode: str, fault: str
 ) -> None:
-    import threading
-    import time
-
     emulator.script("+15550000010", CallScript(outcome=Outcome.ANSWERED, after=3))
 
-    def strike() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.count(kind="ring-out-get") < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def fault_strikes() -> None:
         if fault == "429":
             emulator.inject("429", path="ring-out-get", retry_after=1)
         elif fault == "token_revoked":
@@ -162,11 +157,11 @@ def test_faults_in_the_middle_of_a_wait(
         else:
             emulator.restart()
 
-    striker = threading.Thread(target=strike)
-    striker.start()
     conn = emulator.connection_json(extra={"request_timeout": 1})
-    result = airflow_home.dags_test(f"operator_faults_{mode}", env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": conn})
-    striker.join()
+    # In the middle of the wait: once the call's status was read twice (it connects at 3 s).
+    with strike_when(status_reads(emulator, 2), fault_strikes) as strike:
+        result = airflow_home.dags_test(f"operator_faults_{mode}", env={"AIRFLOW_CONN_RINGCENTRAL_DEFAULT": conn})
+    assert strike.struck.is_set(), result.output[-3000:]  # else the run proved nothing about the fault
     assert emulator.count(kind="ring-out-create") == 1  # never dialled twice, whatever happened
     if fault in FAILING_FAULTS:
         assert result.states["slow_answer"] == "failed"
